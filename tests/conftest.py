@@ -1,0 +1,31 @@
+"""Shared fixtures: the real data in ../shared/data, located from the repository root."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+
+
+def data_path(*parts: str) -> Path:
+    """A path under ../shared/data; fails loudly (never skips) when the data is missing."""
+    path = DATA_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(
+            f"test data missing: {path} (tether's tests read the shared data set from "
+            f"../shared/data next to the repository; see README)",
+            pytrace=False,
+        )
+    return path
+
+
+@functools.cache
+def real_vocab(name: str):
+    """A real vocabulary from ../shared/data/tokenizers/<name>/tokenizer.json.gz, loaded once per run."""
+    from tether import Vocabulary
+
+    return Vocabulary.from_file(data_path("tokenizers", name, "tokenizer.json.gz"))
