@@ -1,0 +1,1 @@
+"""Compiled automata, token masks and their numba kernels."""

@@ -1,0 +1,378 @@
+"""Byte-level DFAs as numpy tables, built from a regex tree.
+
+regex tree -> Thompson NFA over code point intervals -> character DFA (subset
+construction) -> trimmed to live states -> UTF-8 byte DFA -> minimised
+(Hopcroft) with bytes grouped into equivalence classes.
+
+    >>> dfa = ByteDFA.from_regex(r"-?[0-9]+")
+    >>> dfa.matches(b"-42"), dfa.n_states
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from ..errors import ConstraintTooLarge
+from ..grammar.regex import Alternation, Chars, Concat, RegexNode, Repeat, parse_regex
+from ..limits import DEFAULT_LIMITS, Limits
+
+__all__ = ["ByteDFA"]
+
+DEAD = -1
+
+
+@dataclass(frozen=True)
+class ByteDFA:
+    """A trimmed, minimal DFA over bytes; every state can still reach acceptance.
+
+    transitions[state, byte_class[b]] is the next state or -1 (dead).
+    An empty language has zero states and `initial == -1`.
+    """
+
+    transitions: np.ndarray  # int32[n_states, n_classes]
+    byte_class: np.ndarray  # int32[256]
+    accepting: np.ndarray  # bool[n_states]
+    initial: int
+
+    @property
+    def n_states(self) -> int:
+        return int(self.transitions.shape[0])
+
+    @property
+    def is_empty(self) -> bool:
+        return self.initial == DEAD
+
+    def step(self, state: int, data: bytes) -> int:
+        """The state after `data`, or -1 once a byte leads nowhere."""
+        for b in data:
+            if state < 0:
+                return DEAD
+            state = int(self.transitions[state, self.byte_class[b]])
+        return state
+
+    def matches(self, data: bytes) -> bool:
+        s = self.step(self.initial, data)
+        return s >= 0 and bool(self.accepting[s])
+
+    @classmethod
+    def from_regex(cls, pattern: str, flags: int = 0, limits: Limits = DEFAULT_LIMITS) -> "ByteDFA":
+        return cls.from_tree(parse_regex(pattern, flags), limits)
+
+    @classmethod
+    def from_tree(cls, tree: RegexNode, limits: Limits = DEFAULT_LIMITS) -> "ByteDFA":
+        nfa = _NFA(limits)
+        start, end = nfa.build(tree)
+        char_dfa, char_accepting = _determinise(nfa, start, end, limits)
+        char_dfa, char_accepting, initial = _trim(char_dfa, char_accepting)
+        if initial == DEAD:
+            return cls(np.zeros((0, 1), np.int32), np.zeros(256, np.int32), np.zeros(0, bool), DEAD)
+        table, accepting = _utf8_expand(char_dfa, char_accepting, limits)
+        return _minimise(table, accepting, initial)
+
+
+# ---------------------------------------------------------------- Thompson NFA
+
+
+class _NFA:
+    """States are ints; `eps[s]` lists epsilon moves, `edges[s]` lists (intervals, target)."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.eps: list[list[int]] = []
+        self.edges: list[list[tuple[tuple[tuple[int, int], ...], int]]] = []
+
+    def new(self) -> int:
+        if len(self.eps) >= self.limits.max_nfa_states:
+            raise ConstraintTooLarge("regex automaton states (NFA)", len(self.eps) + 1, self.limits.max_nfa_states,
+                                     "large counted repetitions such as {m,n} multiply states; "
+                                     "raise Limits.max_nfa_states")
+        self.eps.append([])
+        self.edges.append([])
+        return len(self.eps) - 1
+
+    def build(self, node: RegexNode) -> tuple[int, int]:
+        """Return (entry, exit) of a fragment accepting `node`."""
+        if isinstance(node, Chars):
+            a, b = self.new(), self.new()
+            if node.intervals:
+                self.edges[a].append((node.intervals, b))
+            return a, b
+        if isinstance(node, Concat):
+            a = b = self.new()
+            for part in node.parts:
+                pa, pb = self.build(part)
+                self.eps[b].append(pa)
+                b = pb
+            return a, b
+        if isinstance(node, Alternation):
+            a, b = self.new(), self.new()
+            for option in node.options:
+                oa, ob = self.build(option)
+                self.eps[a].append(oa)
+                self.eps[ob].append(b)
+            return a, b
+        if isinstance(node, Repeat):
+            return self.repeat(node)
+        raise TypeError(f"unknown regex node {node!r}")
+
+    def repeat(self, node: Repeat) -> tuple[int, int]:
+        a = b = self.new()
+        for _ in range(node.min):
+            pa, pb = self.build(node.node)
+            self.eps[b].append(pa)
+            b = pb
+        if node.max is None:
+            pa, pb = self.build(node.node)
+            loop = self.new()
+            self.eps[b].append(loop)
+            self.eps[loop].append(pa)
+            self.eps[pb].append(loop)
+            return a, loop
+        end = self.new()
+        self.eps[b].append(end)
+        for _ in range(node.max - node.min):
+            pa, pb = self.build(node.node)
+            self.eps[b].append(pa)
+            self.eps[pb].append(end)
+            b = pb
+        return a, end
+
+
+# ---------------------------------------------------------------- character DFA
+
+CharDFA = list[list[tuple[int, int, int]]]  # per state: sorted disjoint (lo, hi, target)
+
+
+def _determinise(nfa: _NFA, start: int, end: int, limits: Limits) -> tuple[CharDFA, list[bool]]:
+    closure_cache: dict[int, frozenset[int]] = {}
+
+    def closure_of(s: int) -> frozenset[int]:
+        got = closure_cache.get(s)
+        if got is None:
+            seen, stack = {s}, [s]
+            while stack:
+                for t in nfa.eps[stack.pop()]:
+                    if t not in seen:
+                        seen.add(t)
+                        stack.append(t)
+            got = closure_cache[s] = frozenset(seen)
+        return got
+
+    def closure(states: Iterable[int]) -> frozenset[int]:
+        out: set[int] = set()
+        for s in states:
+            out |= closure_of(s)
+        return frozenset(out)
+
+    first = closure([start])
+    ids = {first: 0}
+    order = [first]
+    dfa: CharDFA = []
+    for current in order:
+        events: dict[int, list[tuple[int, int]]] = defaultdict(list)  # point -> (+1/-1, target)
+        for s in current:
+            for intervals, target in nfa.edges[s]:
+                for lo, hi in intervals:
+                    events[lo].append((1, target))
+                    events[hi + 1].append((-1, target))
+        row: list[tuple[int, int, int]] = []
+        active: dict[int, int] = defaultdict(int)
+        points = sorted(events)
+        for p, nxt in zip(points, points[1:]):
+            for delta, target in events[p]:
+                active[target] += delta
+                if not active[target]:
+                    del active[target]
+            if not active:
+                continue
+            key = closure(active)
+            t = ids.get(key)
+            if t is None:
+                if len(order) >= limits.max_dfa_states:
+                    raise ConstraintTooLarge("regex automaton states (character DFA)", len(order) + 1,
+                                             limits.max_dfa_states)
+                t = ids[key] = len(order)
+                order.append(key)
+            if row and row[-1][2] == t and row[-1][1] == p - 1:
+                row[-1] = (row[-1][0], nxt - 1, t)
+            else:
+                row.append((p, nxt - 1, t))
+        dfa.append(row)
+    return dfa, [end in s for s in order]
+
+
+def _trim(dfa: CharDFA, accepting: list[bool]) -> tuple[CharDFA, list[bool], int]:
+    """Keep the states that can still reach acceptance, renumbered; initial is -1 if none."""
+    reverse: list[list[int]] = [[] for _ in dfa]
+    for s, row in enumerate(dfa):
+        for _, _, t in row:
+            reverse[t].append(s)
+    live = {s for s, acc in enumerate(accepting) if acc}
+    stack = list(live)
+    while stack:
+        for s in reverse[stack.pop()]:
+            if s not in live:
+                live.add(s)
+                stack.append(s)
+    if 0 not in live:
+        return [], [], DEAD
+    # Renumber in breadth-first order from the initial state, so state 0 stays initial.
+    new_id = {0: 0}
+    order = [0]
+    for s in order:
+        for _, _, t in dfa[s]:
+            if t in live and t not in new_id:
+                new_id[t] = len(order)
+                order.append(t)
+    trimmed = [[(lo, hi, new_id[t]) for lo, hi, t in dfa[s] if t in live] for s in order]
+    return trimmed, [accepting[s] for s in order], 0
+
+
+# ---------------------------------------------------------------- UTF-8 expansion
+
+_UTF8_LENGTHS = ((0, 0x7F, 0x00), (0x80, 0x7FF, 0xC0), (0x800, 0xFFFF, 0xE0), (0x10000, 0x10FFFF, 0xF0))
+
+
+def _utf8_expand(dfa: CharDFA, accepting: list[bool], limits: Limits) -> tuple[np.ndarray, np.ndarray]:
+    """Turn code point transitions into byte transitions through shared intermediate states.
+
+    Intermediate states are memoised by what remains to be read, so e.g. every
+    "any continuation byte, then state t" is built once.
+    """
+    rows: list[dict[int, int]] = [dict() for _ in dfa]
+    memo: dict[tuple, int] = {}
+
+    def new_state() -> int:
+        if len(rows) >= limits.max_dfa_states:
+            raise ConstraintTooLarge("regex automaton states (byte DFA)", len(rows) + 1, limits.max_dfa_states)
+        rows.append({})
+        return len(rows) - 1
+
+    def split(items: list[tuple[int, int, int]], shift: int) -> dict[int, list[tuple[int, int, int]]]:
+        """Group items by their digit above `shift` bits, re-based below it."""
+        out: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+        size = 1 << shift
+        for lo, hi, t in items:
+            for d in range(lo >> shift, (hi >> shift) + 1):
+                base = d << shift
+                out[d].append((max(lo, base) - base, min(hi, base + size - 1) - base, t))
+        return out
+
+    def continuation(items: tuple[tuple[int, int, int], ...], k: int) -> int:
+        """A state that reads k continuation bytes and lands on each item's target."""
+        key = (k, items)
+        got = memo.get(key)
+        if got is not None:
+            return got
+        state = memo[key] = new_state()
+        for digit, sub in split(list(items), 6 * (k - 1)).items():
+            if k == 1:
+                rows[state][0x80 | digit] = sub[0][2]
+            else:
+                rows[state][0x80 | digit] = continuation(tuple(sub), k - 1)
+        return state
+
+    for q, row in enumerate(dfa):
+        for n, (base_lo, base_hi, lead) in enumerate(_UTF8_LENGTHS, start=1):
+            items = [(max(lo, base_lo), min(hi, base_hi), t) for lo, hi, t in row if lo <= base_hi and hi >= base_lo]
+            if not items:
+                continue
+            if n == 1:
+                for lo, hi, t in items:
+                    for b in range(lo, hi + 1):
+                        rows[q][b] = t
+                continue
+            for digit, sub in split(items, 6 * (n - 1)).items():
+                rows[q][lead | digit] = continuation(tuple(sub), n - 1)
+
+    table = np.full((len(rows), 256), DEAD, dtype=np.int32)
+    for s, row in enumerate(rows):
+        if row:
+            keys = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
+            table[s, keys] = np.fromiter(row.values(), dtype=np.int32, count=len(row))
+    acc = np.zeros(len(rows), dtype=bool)
+    acc[: len(accepting)] = accepting
+    return table, acc
+
+
+# ---------------------------------------------------------------- minimisation
+
+
+def _minimise(table: np.ndarray, accepting: np.ndarray, initial: int) -> ByteDFA:
+    """Hopcroft's partition refinement over byte classes, with an explicit sink for dead moves."""
+    classes, byte_class = np.unique(table, axis=1, return_inverse=True)
+    byte_class = byte_class.reshape(-1).astype(np.int32)
+    n, k = classes.shape
+    sink = n
+    full = np.where(classes < 0, sink, classes)
+    full = np.vstack([full, np.full((1, k), sink, dtype=full.dtype)])
+    acc = np.append(accepting, False)
+
+    # preimages[c][t] = states s with full[s, c] == t
+    preimages = []
+    for c in range(k):
+        col = full[:, c]
+        order = np.argsort(col, kind="stable")
+        bounds = np.searchsorted(col[order], np.arange(n + 2))
+        preimages.append((order, bounds))
+
+    block_of = np.where(acc, 0, 1) if acc.any() and (~acc).any() else np.zeros(n + 1, dtype=np.int64)
+    block_of = block_of.astype(np.int64)
+    blocks: list[set[int]] = [set(np.flatnonzero(block_of == b).tolist()) for b in range(int(block_of.max()) + 1)]
+    work = set(range(len(blocks)))
+    while work:
+        a = work.pop()
+        members = np.fromiter(blocks[a], dtype=np.int64)
+        for c in range(k):
+            order, bounds = preimages[c]
+            parts = [order[bounds[t]: bounds[t + 1]] for t in members]
+            if not parts:
+                continue
+            x = np.concatenate(parts)
+            if x.size == 0:
+                continue
+            hit: dict[int, list[int]] = defaultdict(list)
+            for s, b in zip(x.tolist(), block_of[x].tolist()):
+                hit[b].append(s)
+            for b, inside in hit.items():
+                if len(inside) == len(blocks[b]):
+                    continue
+                inside_set = set(inside)
+                rest = blocks[b] - inside_set
+                small, large = (inside_set, rest) if len(inside_set) <= len(rest) else (rest, inside_set)
+                blocks[b] = large
+                new = len(blocks)
+                blocks.append(small)
+                block_of[np.fromiter(small, dtype=np.int64)] = new
+                if b in work:
+                    work.add(new)
+                else:
+                    work.add(new)
+    # Renumber blocks: initial first, then breadth-first; drop the sink's block.
+    sink_block = int(block_of[sink])
+    rep = {b: min(members) for b, members in enumerate(blocks) if members}
+    new_id = {int(block_of[initial]): 0}
+    order_blocks = [int(block_of[initial])]
+    for b in order_blocks:
+        for c in range(k):
+            t = int(block_of[full[rep[b], c]])
+            if t != sink_block and t not in new_id:
+                new_id[t] = len(order_blocks)
+                order_blocks.append(t)
+    m = len(order_blocks)
+    trans = np.full((m, k), DEAD, dtype=np.int32)
+    accepting_min = np.zeros(m, dtype=bool)
+    for b in order_blocks:
+        i = new_id[b]
+        accepting_min[i] = acc[rep[b]]
+        for c in range(k):
+            t = int(block_of[full[rep[b], c]])
+            trans[i, c] = DEAD if t == sink_block else new_id[t]
+    # Bytes that now behave alike share a class.
+    cols, remap = np.unique(trans, axis=1, return_inverse=True)
+    return ByteDFA(np.ascontiguousarray(cols, dtype=np.int32),
+                   remap.reshape(-1)[byte_class].astype(np.int32), accepting_min, 0)

@@ -1,0 +1,58 @@
+"""Regular constraints: a pattern compiled once to a byte DFA, then bound to any vocabulary.
+
+    >>> date = tether.regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+    >>> c = date.compile(vocab)   # cheap: masks are computed lazily per state
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import InvalidPattern
+from ..limits import DEFAULT_LIMITS, Limits
+from ..vocab import Vocabulary
+from .dfa import ByteDFA
+from .index import DFAConstraint
+
+__all__ = ["Regex", "regex"]
+
+
+class Regex:
+    """A regex constraint, independent of any tokenizer: Python `re` syntax, `re.fullmatch` semantics.
+
+    Raises `InvalidPattern` for what `re` rejects, `UnsupportedPattern` for
+    non-regular constructs (backreferences, lookarounds, inner anchors, word
+    boundaries, possessive quantifiers, atomic groups), `ConstraintTooLarge`
+    past `limits`, and `InvalidPattern` for a pattern that matches no string.
+    """
+
+    def __init__(self, pattern: str, *, flags: int = 0, limits: Limits | None = None):
+        self.pattern = pattern
+        self.flags = flags
+        self.limits = limits or DEFAULT_LIMITS
+        self.dfa = ByteDFA.from_regex(pattern, flags, self.limits)
+        if self.dfa.is_empty:
+            raise InvalidPattern(pattern, None, "the pattern matches no string, so nothing could be generated")
+
+    def __repr__(self) -> str:
+        return f"tether.regex({self.pattern!r})"
+
+    def matches(self, text: str | bytes) -> bool:
+        """Whether `text` is in the language (the reference the constraint is tested against)."""
+        return self.dfa.matches(text.encode() if isinstance(text, str) else text)
+
+    def compile(self, vocab: Vocabulary) -> DFAConstraint:
+        """Bind to a vocabulary. Masks are computed on demand and cached per state."""
+        if not isinstance(vocab, Vocabulary):
+            raise TypeError(f"compile() needs a tether.Vocabulary, got {type(vocab).__name__}")
+        return DFAConstraint(self.dfa, vocab, self.limits, source=self.pattern)
+
+
+def regex(pattern: str, *, flags: int | re.RegexFlag = 0, limits: Limits | None = None) -> Regex:
+    """A constraint that the output full-matches `pattern` (Python `re` syntax).
+
+        >>> c = tether.regex(r"(yes|no)").compile(vocab)
+        >>> c.is_accepting(c.initial())
+        False
+    """
+    return Regex(pattern, flags=int(flags), limits=limits)

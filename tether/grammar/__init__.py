@@ -1,0 +1,1 @@
+"""Front-ends: text and specs -> tokenizer-free trees (pure Python, no numba)."""
