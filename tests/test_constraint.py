@@ -1,0 +1,217 @@
+"""The Constraint contract on real vocabularies: sound, complete, no dead ends, mask == allows."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections import deque
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tether
+from tether.automata.bitmask import pack_mask, unpack_bitmask
+from tether.automata.index import _trie_mask_kernel
+
+from conftest import real_vocab
+
+VOCABS = ["gpt-2", "llama-bpe", "llama-spm"]
+
+# The shapes JSON fields and real tasks take, plus Unicode and awkward cases.
+PATTERNS = [
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,4}",
+    r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?",
+    r'"([^"\\]|\\["\\/bfnrt])*"',
+    r"(true|false|null)",
+    r"\{\"name\": \"[A-Za-z ]{1,20}\", \"age\": [0-9]{1,3}\}",
+    r"SELECT [a-z_]+(, [a-z_]+)* FROM [a-z_]+( WHERE [a-z_]+ = [0-9]+)?;",
+    r"(?i)héllo wörld!?",
+    r"[😀-😏]{1,3} ?\w+",
+    r"\d+(\s\d+)*",
+    r"(ab|a)(bc|c)*",
+    r".{0,12}",
+]
+
+
+def _live_witness(dfa, state: int) -> bytes | None:
+    """The shortest byte string leading from `state` to acceptance (BFS), or None."""
+    inverse = {int(c): b for b, c in reversed(list(enumerate(dfa.byte_class)))}
+    seen = {state: b""}
+    queue = deque([state])
+    while queue:
+        s = queue.popleft()
+        if dfa.accepting[s]:
+            return seen[s]
+        for c, t in enumerate(dfa.transitions[s]):
+            if t >= 0 and int(t) not in seen and c in inverse:
+                seen[int(t)] = seen[s] + bytes([inverse[c]])
+                queue.append(int(t))
+    return None
+
+
+def _check_state(c, vocab, state, rng, full: bool):
+    mask = c.mask(state)
+    assert mask.shape == (vocab.size,)
+    ids = range(vocab.size) if full else rng.choice(vocab.size, 600, replace=False).tolist()
+    ids = list(ids) + list(np.flatnonzero(mask)[:200]) + list(vocab.eos_ids)
+    for t in ids:
+        assert c.allows(state, int(t)) == bool(mask[t]), (state, t, vocab[int(t)])
+    for t in vocab.special_ids - set(vocab.eos_ids):
+        assert not mask[t]
+    for t in vocab.eos_ids:
+        assert mask[t] == c.is_accepting(state)
+    return mask
+
+
+@pytest.mark.parametrize("vocab_name", VOCABS)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_random_walks_are_sound_and_never_dead_end(vocab_name, data):
+    vocab = real_vocab(vocab_name)
+    pattern = data.draw(st.sampled_from(PATTERNS), label="pattern")
+    spec = tether.regex(pattern)
+    c = spec.compile(vocab)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    state, ids = c.initial(), []
+    for step in range(data.draw(st.integers(1, 25), label="steps")):
+        mask = _check_state(c, vocab, state, rng, full=step == 0)
+        assert mask.any(), f"dead end after {vocab.decode(ids)!r}"
+        witness = _live_witness(c.dfa, state)
+        assert witness is not None, "a reachable state that cannot reach acceptance"
+        vocab.encode_greedy(witness)  # the vocabulary can spell a way out
+        allowed = np.flatnonzero(mask)
+        token = int(rng.choice(allowed))
+        if token in vocab.eos_ids:
+            break
+        state = c.advance(state, token)
+        ids.append(token)
+    if c.is_accepting(state):
+        text = vocab.decode(ids).decode("utf-8")
+        assert re.fullmatch(pattern, text), (pattern, text)
+    else:
+        with pytest.raises(tether.TokenRejected):
+            c.advance(state, vocab.eos_ids[0])
+
+
+@pytest.mark.parametrize("vocab_name", VOCABS)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_greedy_tokenization_of_members_is_accepted(vocab_name, data):
+    vocab = real_vocab(vocab_name)
+    pattern = data.draw(st.sampled_from(PATTERNS), label="pattern")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = data.draw(st.from_regex(re.compile(pattern), fullmatch=True), label="text")
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        return
+    c = tether.regex(pattern).compile(vocab)
+    state = c.initial()
+    for t in vocab.encode_greedy(text):
+        assert c.allows(state, t), (text, vocab[t])
+        state = c.advance(state, t)
+    assert c.is_accepting(state) and c.allows(state, vocab.eos_ids[0])
+
+
+def test_kernel_matches_its_naive_loop():
+    vocab = real_vocab("llama-spm")
+    dfa = tether.regex(r"[a-f0-9 ]{0,6}(xyz)?").dfa
+    trie = vocab.trie
+    for state in range(dfa.n_states):
+        fast = np.zeros((vocab.size + 31) // 32, np.uint32)
+        slow = np.zeros_like(fast)
+        stack = np.empty(trie.max_depth + 1, np.int32)
+        args = (dfa.transitions, dfa.byte_class, np.int32(state), trie.byte, trie.depth, trie.skip,
+                trie.tok_start, trie.tok_ids, stack)
+        _trie_mask_kernel(*args, fast)
+        _trie_mask_kernel.py_func(*args, slow)
+        naive = np.array([bool(data) and dfa.step(state, data) >= 0 for data in vocab], dtype=bool)
+        assert (fast == slow).all()
+        assert (unpack_bitmask(fast.view(np.int32), vocab.size) == naive).all()
+
+
+def test_padding_ids_are_never_allowed():
+    base = real_vocab("gpt-2")
+    vocab = tether.Vocabulary.from_tokens(list(base), eos_ids=base.eos_ids, size=base.size + 47)
+    c = tether.regex(r".*").compile(vocab)
+    mask = c.mask(c.initial())
+    assert mask.shape == (base.size + 47,) and not mask[base.size:].any()
+    assert not c.allows(c.initial(), base.size + 3)
+
+
+def test_advance_rejects_with_typed_error_and_eos_only_when_accepting():
+    vocab = real_vocab("gpt-2")
+    c = tether.regex(r"ab?").compile(vocab)
+    s = c.initial()
+    with pytest.raises(tether.TokenRejected) as info:
+        c.advance(s, vocab.encode_greedy("b")[0])
+    assert "not allowed" in str(info.value)
+    with pytest.raises(tether.TokenRejected):
+        c.advance(s, vocab.eos_ids[0])
+    s = c.advance(s, vocab.encode_greedy("a")[0])
+    assert c.is_accepting(s) and c.advance(s, vocab.eos_ids[0]) == s
+    s = c.advance(s, vocab.encode_greedy("b")[0])
+    assert c.is_finished(s) and c.mask(s).sum() == len(vocab.eos_ids)
+
+
+def test_bitmask_layout_and_batched_apply():
+    vocab = real_vocab("gpt-2")
+    c = tether.regex(r"[0-9]+").compile(vocab)
+    bm = tether.allocate_bitmask(2, vocab.size)
+    s1 = c.advance(c.initial(), vocab.encode_greedy("1")[0])
+    c.fill_bitmask(c.initial(), bm[0])
+    c.fill_bitmask(s1, bm[1])
+    for row, s in zip(bm, [c.initial(), s1]):
+        mask = c.mask(s)
+        assert (row == pack_mask(mask)).all()
+        ids = np.flatnonzero(mask)
+        assert all((row[i // 32] >> (i % 32)) & 1 for i in ids[:100])
+    logits = torch.randn(2, vocab.size + 64)
+    before = logits.clone()
+    tether.apply_bitmask(logits, bm)
+    for r, s in enumerate([c.initial(), s1]):
+        allowed = torch.from_numpy(c.mask(s))
+        assert torch.isinf(logits[r, vocab.size:]).all()
+        assert torch.equal(logits[r, : vocab.size][allowed], before[r, : vocab.size][allowed])
+        assert torch.isneginf(logits[r, : vocab.size][~allowed]).all()
+    one = torch.randn(vocab.size)
+    tether.apply_bitmask(one, bm[1])
+    assert torch.isfinite(one).sum() == c.mask(s1).sum()
+    with pytest.raises(ValueError):
+        c.fill_bitmask(c.initial(), np.zeros(3, np.int32))
+
+
+def test_matcher_consumes_and_rolls_back():
+    vocab = real_vocab("gpt-2")
+    m = tether.regex(r"(yes|no)").compile(vocab).matcher()
+    row = tether.allocate_bitmask(1, vocab.size)[0]
+    tokens = vocab.encode_greedy("yes")
+    for t in tokens:
+        m.consume(t)
+    assert m.is_accepting()
+    m.rollback(len(tokens))
+    assert not m.is_accepting()
+    with pytest.raises(tether.TokenRejected):
+        m.consume(vocab.encode_greedy("x")[0])
+    m.fill_next_bitmask(row)
+    assert unpack_bitmask(row, vocab.size).sum() == m.constraint.mask(m.state).sum()
+    for t in tokens + [vocab.eos_ids[0]]:
+        m.consume(t)
+    assert m.is_finished()
+
+
+def test_compiled_constraint_is_shared_across_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    vocab = real_vocab("llama-bpe")
+    c = tether.regex(r'"[^"]{0,8}"').compile(vocab)
+    states = [c.initial()]
+    for ch in '"abcdefgh':
+        states.append(c.advance(states[-1], vocab.encode_greedy(ch)[0]))
+    serial = [pack_mask(tether.regex(r'"[^"]{0,8}"').compile(vocab).mask(s)) for s in states]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda s: pack_mask(c.mask(s)), states * 3))
+    assert all((a == b).all() for a, b in zip(parallel, serial * 3))
