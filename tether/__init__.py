@@ -24,6 +24,35 @@ from .vocab import Vocabulary
 
 __version__ = "0.1.0"
 
+# torch and transformers load on first use of these, not on `import tether`.
+_LAZY = {
+    "generate": ("tether.generate", "generate"),
+    "models": ("tether.models", None),
+    "samplers": ("tether.samplers", None),
+    "Greedy": ("tether.samplers", "Greedy"),
+    "Sample": ("tether.samplers", "Sample"),
+    "BeamSearch": ("tether.samplers", "BeamSearch"),
+    "Generation": ("tether.samplers", "Generation"),
+    "Status": ("tether.samplers", "Status"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tether' has no attribute {name!r}")
+    import importlib
+
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
 __all__ = [
     # vocabularies and constraints
     "Vocabulary",
@@ -32,6 +61,15 @@ __all__ = [
     "Constraint",
     "Matcher",
     "Limits",
+    # generation (loaded lazily)
+    "generate",
+    "Greedy",
+    "Sample",
+    "BeamSearch",
+    "Generation",
+    "Status",
+    "models",
+    "samplers",
     # bitmasks
     "allocate_bitmask",
     "apply_bitmask",

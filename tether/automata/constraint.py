@@ -72,6 +72,10 @@ class Constraint(ABC):
         """Accepting and no token but EOS can follow: generation must stop here."""
         return False
 
+    def parse(self, text: str) -> object:
+        """The value a complete output stands for (the text itself for a regex; an object for JSON)."""
+        return text
+
     def advance_many(self, state: State, token_ids: Sequence[int]) -> State:
         for t in token_ids:
             state = self.advance(state, int(t))

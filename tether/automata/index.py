@@ -12,6 +12,7 @@ states, so compiling is instant and memory grows only with the states visited.
 from __future__ import annotations
 
 import threading
+from typing import Any, Callable
 
 import numba
 import numpy as np
@@ -84,13 +85,15 @@ class DFAConstraint(Constraint):
     Thread-safe: the mask cache is guarded by a lock, everything else is read-only.
     """
 
-    def __init__(self, dfa: ByteDFA, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *, source: str = ""):
+    def __init__(self, dfa: ByteDFA, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *, source: str = "",
+                 parse: Callable[[str], Any] | None = None):
         if dfa.is_empty:
             raise ValueError("cannot compile an empty language")
         self.dfa = dfa
         self.vocab = vocab
         self.limits = limits
         self.source = source
+        self._parse = parse
         self._eos = tuple(vocab.eos_ids)
         self._eos_set = frozenset(self._eos)
         self._words = bitmask_words(vocab.size)
@@ -103,6 +106,9 @@ class DFAConstraint(Constraint):
 
     def __repr__(self) -> str:
         return f"DFAConstraint({self.source!r}, states={self.dfa.n_states}, vocab={self.vocab.size})"
+
+    def parse(self, text: str) -> Any:
+        return self._parse(text) if self._parse is not None else text
 
     def initial(self) -> int:
         return self.dfa.initial

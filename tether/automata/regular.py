@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Callable
 
 from ..errors import InvalidPattern
 from ..limits import DEFAULT_LIMITS, Limits
@@ -26,8 +27,10 @@ class Regex:
     past `limits`, and `InvalidPattern` for a pattern that matches no string.
     """
 
-    def __init__(self, pattern: str, *, flags: int = 0, limits: Limits | None = None):
+    def __init__(self, pattern: str, *, flags: int = 0, limits: Limits | None = None,
+                 parse: Callable[[str], Any] | None = None):
         self.pattern = pattern
+        self.parse = parse
         self.flags = flags
         self.limits = limits or DEFAULT_LIMITS
         self.dfa = ByteDFA.from_regex(pattern, flags, self.limits)
@@ -45,14 +48,18 @@ class Regex:
         """Bind to a vocabulary. Masks are computed on demand and cached per state."""
         if not isinstance(vocab, Vocabulary):
             raise TypeError(f"compile() needs a tether.Vocabulary, got {type(vocab).__name__}")
-        return DFAConstraint(self.dfa, vocab, self.limits, source=self.pattern)
+        return DFAConstraint(self.dfa, vocab, self.limits, source=self.pattern, parse=self.parse)
 
 
-def regex(pattern: str, *, flags: int | re.RegexFlag = 0, limits: Limits | None = None) -> Regex:
+def regex(pattern: str, *, flags: int | re.RegexFlag = 0, limits: Limits | None = None,
+          parse: Callable[[str], Any] | None = None) -> Regex:
     """A constraint that the output full-matches `pattern` (Python `re` syntax).
+
+    `parse` turns a complete output into its value (e.g. `json.loads` for a
+    regex that spells JSON); by default the value is the text.
 
         >>> c = tether.regex(r"(yes|no)").compile(vocab)
         >>> c.is_accepting(c.initial())
         False
     """
-    return Regex(pattern, flags=int(flags), limits=limits)
+    return Regex(pattern, flags=int(flags), limits=limits, parse=parse)

@@ -1,0 +1,29 @@
+"""Model adapters: the `CausalLM` / `MaskedDiffusionLM` protocols and their implementations.
+
+`TransformersLM` and `default` load transformers lazily: importing `tether.models`
+does not import transformers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .base import CausalLM, MaskedDiffusionLM, ModelStats
+from .default import default  # light: imports transformers only when called
+
+if TYPE_CHECKING:
+    from .transformers import TransformersLM
+
+__all__ = ["CausalLM", "MaskedDiffusionLM", "ModelStats", "TransformersLM", "default"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TransformersLM":
+        from .transformers import TransformersLM
+
+        return TransformersLM
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
