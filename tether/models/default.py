@@ -79,14 +79,15 @@ def _load(progress: bool) -> "TransformersLM":
     from ..vocab import Vocabulary
     from .transformers import TransformersLM, _logits_width
 
-    os.environ["HF_HUB_OFFLINE"] = "1"  # never reach for a hub: the file is local
     start = time.perf_counter()
     if progress:
         print(f"tether: loading {MODEL_NAME} ({path.name}, dequantising GGUF)...", file=sys.stderr, flush=True)
     quiet = contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO())
-    with quiet:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+    # Never reach for a hub: the file is local (local_files_only, and HF_HUB_OFFLINE while loading).
+    with quiet, _offline():
+        kwargs = {"gguf_file": path.name, "local_files_only": True}
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), **kwargs)
     model.eval()
     width = _logits_width(model)
     vocab = Vocabulary.from_tokenizer(tokenizer, eos_ids=_eos_ids(tokenizer, model), size=width)
@@ -94,6 +95,19 @@ def _load(progress: bool) -> "TransformersLM":
     if progress:
         print(f"tether: {MODEL_NAME} ready in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     return lm
+
+
+@contextlib.contextmanager
+def _offline():
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
 
 
 def _eos_ids(tokenizer, model) -> list[int]:

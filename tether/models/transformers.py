@@ -100,6 +100,8 @@ class TransformersLM:
         self.stats = ModelStats()
         self.device = _model_device(model)
         self.logits_width = _logits_width(model)
+        embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        self._n_embed = int(getattr(embed, "num_embeddings", None) or self.logits_width)
         if vocab is None:
             from ..vocab import Vocabulary
 
@@ -229,6 +231,9 @@ class TransformersLM:
         for k in keys:
             if not k:
                 raise ValueError("next_logprobs needs non-empty prefixes (start with the prompt or BOS)")
+            if min(k) < 0 or max(k) >= self._n_embed:
+                bad = next(t for t in k if not 0 <= t < self._n_embed)
+                raise ValueError(f"token id {bad} is out of range for the model's {self._n_embed:,} embeddings")
         if not keys:
             return torch.empty((0, self.vocab.size), dtype=torch.float32, device=self.device)
         with self._lock, torch.inference_mode():

@@ -70,12 +70,14 @@ import numpy as np
 
 __all__ = [
     "AWRS",
+    "AWRSStats",
     "StepResult",
     "awrs_step",
     "awrs_weight",
     "sequential_order",
     "gumbel_order",
     "normalize_logprobs",
+    "log_mass_excluding",
 ]
 
 Estimator = Literal["recursive", "two_pass"]
@@ -97,7 +99,7 @@ def normalize_logprobs(logprobs) -> np.ndarray:
     Returns all ``-inf`` if every entry is ``-inf`` (nothing can be drawn).
     """
     if hasattr(logprobs, "detach"):  # torch.Tensor
-        logprobs = logprobs.detach().to("cpu").double().numpy()
+        logprobs = _torch_to_numpy(logprobs)
     lp = np.array(logprobs, dtype=np.float64, copy=True)
     if lp.ndim != 1:
         raise ValueError(f"logprobs must be 1-D, got shape {lp.shape}")
@@ -108,6 +110,16 @@ def normalize_logprobs(logprobs) -> np.ndarray:
         return lp
     lp -= m + math.log(np.exp(lp - m).sum())
     return lp
+
+
+def _torch_to_numpy(t) -> np.ndarray:
+    """A torch tensor as a numpy array (float32/float64 kept; bf16/fp16 widened to float32)."""
+    import torch
+
+    t = t.detach()
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    return t.cpu().numpy()
 
 
 def _log_mass_of(logp: np.ndarray, ids: np.ndarray) -> float:
@@ -185,6 +197,8 @@ class _SequentialOrder:
             raise StopIteration
         if self._removed > 0.5:
             self._build()
+            if self._left <= 0:
+                raise StopIteration
         cdf, total = self._cdf, self._cdf[-1]
         while True:
             j = int(np.searchsorted(cdf, self._rng.random() * total, side="right"))
@@ -327,7 +341,7 @@ def awrs_step(
 
     checks = 0
     rejected: list[int] = []
-    it = order(logp, ())
+    it = iter(order(logp, ()))
     token = None
     # ---- first pass: the search
     for t in it:

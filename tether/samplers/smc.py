@@ -43,7 +43,8 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
-from .awrs import AWRS, Estimator
+from ..errors import VocabularyError
+from .awrs import AWRS, Estimator, _torch_to_numpy
 
 __all__ = ["SMC", "SMCResult", "SMCStats", "Particle", "resample_indices", "effective_sample_size"]
 
@@ -132,7 +133,8 @@ class SMCStats:
     model_sequences: int = 0  # prefixes sent to the model (after de-duplication)
     resamples: int = 0
     dead_steps: int = 0
-    fallbacks: int = 0
+    exact_steps: int = 0  # steps weighted by an exact mask (only-EOS states, capped searches)
+    capped: int = 0  # steps that hit max_checks
     model_seconds: float = 0.0
     constraint_seconds: float = 0.0
     critic_seconds: float = 0.0
@@ -285,7 +287,7 @@ class SMC:
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
         if getattr(model, "vocab", None) is not None and model.vocab.size != constraint.vocab.size:
-            raise ValueError(
+            raise VocabularyError(
                 f"model vocabulary size {model.vocab.size:,} != constraint vocabulary size "
                 f"{constraint.vocab.size:,}"
             )
@@ -325,7 +327,7 @@ class SMC:
         t = time.perf_counter()
         out = self.model.next_logprobs(prefixes)
         if hasattr(out, "detach"):
-            out = out.detach().to("cpu").double().numpy()
+            out = _torch_to_numpy(out)
         lp = np.array(out, dtype=np.float64)
         stats.model_seconds += time.perf_counter() - t
         stats.model_calls += 1
@@ -390,7 +392,8 @@ class SMC:
             for i in live:
                 res = self.awrs.step(lp[row_of[i]], states[i], normalized=True)
                 stats.checks += res.checks
-                stats.fallbacks += res.fallback
+                stats.exact_steps += res.fallback
+                stats.capped += res.capped
                 if res.token is None:
                     status[i] = DEAD
                     logw[i] = -math.inf
