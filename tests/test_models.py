@@ -23,6 +23,17 @@ import transformers  # noqa: E402  (a hard dependency of tether)
 # --------------------------------------------------------------------------- helpers
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """These models are small: intra-op threads buy little and, on a busy 2-core machine,
+    OpenMP spin-waiting makes the many tiny forwards here 10-100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
 def reference_logprobs(lm: TransformersLM, prefix: list[int]) -> torch.Tensor:
     """An uncached full forward of one prefix, post-processed like the adapter does."""
     with torch.inference_mode():
