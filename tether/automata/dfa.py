@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable
 
+import numba
 import numpy as np
 
 from ..errors import ConstraintTooLarge
@@ -302,77 +303,143 @@ def _utf8_expand(dfa: CharDFA, accepting: list[bool], limits: Limits) -> tuple[n
 # ---------------------------------------------------------------- minimisation
 
 
+@numba.njit(cache=True, nogil=True)
+def _hopcroft_kernel(full, accepting):  # pragma: no cover - compiled
+    """Coarsest partition of a total DFA's states into equivalence classes (Hopcroft).
+
+    full: int32[n, k] transitions (no dead moves: the caller adds a sink). Returns
+    (block id per state, number of blocks). Blocks live in `elems` as ranges
+    [first, end); [first, mid) holds the states marked by the current splitter.
+    """
+    n, k = full.shape
+    starts = np.zeros(k * n + 1, np.int64)
+    for s in range(n):
+        for c in range(k):
+            starts[c * n + full[s, c] + 1] += 1
+    for i in range(k * n):
+        starts[i + 1] += starts[i]
+    sources = np.empty(n * k, np.int32)
+    fill = starts[:-1].copy()
+    for s in range(n):
+        for c in range(k):
+            key = c * n + full[s, c]
+            sources[fill[key]] = s
+            fill[key] += 1
+
+    elems = np.empty(n, np.int32)
+    loc = np.empty(n, np.int32)
+    blk = np.empty(n, np.int32)
+    first = np.empty(n + 1, np.int32)
+    end = np.empty(n + 1, np.int32)
+    mid = np.empty(n + 1, np.int32)
+    in_work = np.zeros(n + 1, np.bool_)
+    work = np.empty(n + 1, np.int32)
+    n_work = 0
+    n_blocks = 0
+    p = 0
+    for flag in (True, False):
+        start = p
+        for s in range(n):
+            if accepting[s] == flag:
+                elems[p] = s
+                loc[s] = p
+                blk[s] = n_blocks
+                p += 1
+        if p > start:
+            first[n_blocks] = start
+            end[n_blocks] = p
+            mid[n_blocks] = start
+            work[n_work] = n_blocks
+            in_work[n_blocks] = True
+            n_work += 1
+            n_blocks += 1
+
+    touched = np.empty(n, np.int32)
+    splitter = np.empty(n, np.int32)
+    while n_work > 0:
+        n_work -= 1
+        a = work[n_work]
+        in_work[a] = False
+        m = end[a] - first[a]
+        for i in range(m):
+            splitter[i] = elems[first[a] + i]
+        for c in range(k):
+            n_touched = 0
+            for i in range(m):
+                key = c * n + splitter[i]
+                for j in range(starts[key], starts[key + 1]):
+                    s = sources[j]
+                    b = blk[s]
+                    if loc[s] < mid[b]:
+                        continue
+                    if mid[b] == first[b]:
+                        touched[n_touched] = b
+                        n_touched += 1
+                    pos = loc[s]
+                    other = elems[mid[b]]
+                    elems[pos] = other
+                    loc[other] = pos
+                    elems[mid[b]] = s
+                    loc[s] = mid[b]
+                    mid[b] += 1
+            for ti in range(n_touched):
+                b = touched[ti]
+                if mid[b] == end[b]:
+                    mid[b] = first[b]
+                    continue
+                new = n_blocks
+                n_blocks += 1
+                first[new] = first[b]
+                end[new] = mid[b]
+                mid[new] = first[new]
+                first[b] = end[new]
+                mid[b] = first[b]
+                for q in range(first[new], end[new]):
+                    blk[elems[q]] = new
+                if in_work[b] or end[new] - first[new] <= end[b] - first[b]:
+                    add = new
+                else:
+                    add = b
+                if not in_work[add]:
+                    work[n_work] = add
+                    in_work[add] = True
+                    n_work += 1
+    return blk, n_blocks
+
+
 def _minimise(table: np.ndarray, accepting: np.ndarray, initial: int) -> ByteDFA:
-    """Hopcroft's partition refinement over byte classes, with an explicit sink for dead moves."""
-    classes, byte_class = np.unique(table, axis=1, return_inverse=True)
-    byte_class = byte_class.reshape(-1).astype(np.int32)
+    """Merge equivalent states (Hopcroft, over byte classes, with an explicit sink for dead moves)."""
+    classes, byte_class = _byte_classes(table)
     n, k = classes.shape
     sink = n
-    full = np.where(classes < 0, sink, classes)
-    full = np.vstack([full, np.full((1, k), sink, dtype=full.dtype)])
+    full = np.ascontiguousarray(np.vstack([np.where(classes < 0, sink, classes),
+                                           np.full((1, k), sink)]), dtype=np.int32)
     acc = np.append(accepting, False)
-
-    # preimages[c][t] = states s with full[s, c] == t
-    preimages = []
-    for c in range(k):
-        col = full[:, c]
-        order = np.argsort(col, kind="stable")
-        bounds = np.searchsorted(col[order], np.arange(n + 2))
-        preimages.append((order, bounds))
-
-    block_of = np.where(acc, 0, 1) if acc.any() and (~acc).any() else np.zeros(n + 1, dtype=np.int64)
-    block_of = block_of.astype(np.int64)
-    blocks: list[set[int]] = [set(np.flatnonzero(block_of == b).tolist()) for b in range(int(block_of.max()) + 1)]
-    work = set(range(len(blocks)))
-    while work:
-        a = work.pop()
-        members = np.fromiter(blocks[a], dtype=np.int64)
-        for c in range(k):
-            order, bounds = preimages[c]
-            parts = [order[bounds[t]: bounds[t + 1]] for t in members]
-            if not parts:
-                continue
-            x = np.concatenate(parts)
-            if x.size == 0:
-                continue
-            hit: dict[int, list[int]] = defaultdict(list)
-            for s, b in zip(x.tolist(), block_of[x].tolist()):
-                hit[b].append(s)
-            for b, inside in hit.items():
-                if len(inside) == len(blocks[b]):
-                    continue
-                inside_set = set(inside)
-                rest = blocks[b] - inside_set
-                small, large = (inside_set, rest) if len(inside_set) <= len(rest) else (rest, inside_set)
-                blocks[b] = large
-                new = len(blocks)
-                blocks.append(small)
-                block_of[np.fromiter(small, dtype=np.int64)] = new
-                if b in work:
-                    work.add(new)
-                else:
-                    work.add(new)
-    # Renumber blocks: initial first, then breadth-first; drop the sink's block.
+    block_of, n_blocks = _hopcroft_kernel(full, acc)
+    # One representative per block; renumber breadth-first from the initial state, dropping the sink's block.
+    rep = np.empty(n_blocks, dtype=np.int64)
+    rep[block_of[::-1]] = np.arange(n, -1, -1)
     sink_block = int(block_of[sink])
-    rep = {b: min(members) for b, members in enumerate(blocks) if members}
-    new_id = {int(block_of[initial]): 0}
-    order_blocks = [int(block_of[initial])]
-    for b in order_blocks:
-        for c in range(k):
-            t = int(block_of[full[rep[b], c]])
-            if t != sink_block and t not in new_id:
-                new_id[t] = len(order_blocks)
-                order_blocks.append(t)
-    m = len(order_blocks)
-    trans = np.full((m, k), DEAD, dtype=np.int32)
-    accepting_min = np.zeros(m, dtype=bool)
-    for b in order_blocks:
-        i = new_id[b]
-        accepting_min[i] = acc[rep[b]]
-        for c in range(k):
-            t = int(block_of[full[rep[b], c]])
-            trans[i, c] = DEAD if t == sink_block else new_id[t]
-    # Bytes that now behave alike share a class.
-    cols, remap = np.unique(trans, axis=1, return_inverse=True)
-    return ByteDFA(np.ascontiguousarray(cols, dtype=np.int32),
-                   remap.reshape(-1)[byte_class].astype(np.int32), accepting_min, 0)
+    block_trans = block_of[full[rep]]  # int[n_blocks, k]
+    new_id = np.full(n_blocks, -1, dtype=np.int64)
+    order = [int(block_of[initial])]
+    new_id[order[0]] = 0
+    for b in order:
+        for t in block_trans[b].tolist():
+            if t != sink_block and new_id[t] < 0:
+                new_id[t] = len(order)
+                order.append(t)
+    order_arr = np.array(order, dtype=np.int64)
+    trans = np.where(block_trans[order_arr] == sink_block, DEAD, new_id[block_trans[order_arr]]).astype(np.int32)
+    accepting_min = acc[rep[order_arr]]
+    cols, remap = _byte_classes(trans)  # bytes that now behave alike share a class
+    return ByteDFA(cols, remap[byte_class], accepting_min, 0)
+
+
+def _byte_classes(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group identical columns: (table of the distinct columns, column -> its class)."""
+    ids: dict[bytes, int] = {}
+    column_class = np.array([ids.setdefault(col.tobytes(), len(ids)) for col in np.ascontiguousarray(table.T)],
+                            dtype=np.int32)
+    firsts = np.unique(column_class, return_index=True)[1]
+    return np.ascontiguousarray(table[:, firsts], dtype=np.int32), column_class

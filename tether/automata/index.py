@@ -82,7 +82,8 @@ def fill_trie_mask(dfa: ByteDFA, vocab: Vocabulary, state: int, out: np.ndarray)
 class DFAConstraint(Constraint):
     """A regular constraint over one vocabulary; states are DFA state ids (ints).
 
-    Thread-safe: the mask cache is guarded by a lock, everything else is read-only.
+    Thread-safe: the mask cache is guarded by a lock; the step memo is a dict
+    whose reads and writes are atomic, and everything else is read-only.
     """
 
     def __init__(self, dfa: ByteDFA, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *, source: str = "",
@@ -100,8 +101,12 @@ class DFAConstraint(Constraint):
         self._cache: dict[int, np.ndarray] = {}
         self._cache_limit = max(1, limits.mask_cache_bytes // (self._words * 4))
         self._lock = threading.Lock()
-        self._finished = np.array([dfa.accepting[s] and (dfa.transitions[s] < 0).all()
-                                   for s in range(dfa.n_states)], dtype=bool)
+        self._accepting = dfa.accepting.tolist()
+        self._finished = (dfa.accepting & (dfa.transitions < 0).all(axis=1)).tolist()
+        # (state, token) -> next state: token walks repeat across sequences and AWRS checks,
+        # and a dict hit is ~20x cheaper than a kernel call.
+        self._steps: dict[tuple[int, int], int] = {}
+        self._steps_limit = 1 << 20
         self.mask_computations = 0
 
     def __repr__(self) -> str:
@@ -114,27 +119,35 @@ class DFAConstraint(Constraint):
         return self.dfa.initial
 
     def is_accepting(self, state: int) -> bool:
-        return bool(self.dfa.accepting[state])
+        return self._accepting[state]
 
     def is_finished(self, state: int) -> bool:
-        return bool(self._finished[state])
+        return self._finished[state]
 
     def _next(self, state: int, token_id: int) -> int:
         """The state after a non-EOS token, or -1 if it is not allowed."""
+        key = (state, token_id)
+        nxt = self._steps.get(key)
+        if nxt is not None:
+            return nxt
         if not 0 <= token_id < self.vocab.size:
             raise IndexError(f"token id {token_id} outside the vocabulary of {self.vocab.size}")
+        if not 0 <= state < self.dfa.n_states:
+            raise ValueError(f"{state!r} is not a state of {self!r}")
         data = self.vocab[token_id]
-        if not data:
-            return DEAD
-        return int(_walk_kernel(self.dfa.transitions, self.dfa.byte_class, np.int32(state),
-                                np.frombuffer(data, dtype=np.uint8)))
+        if data:
+            nxt = int(_walk_kernel(self.dfa.transitions, self.dfa.byte_class, np.int32(state),
+                                   np.frombuffer(data, dtype=np.uint8)))
+        else:
+            nxt = DEAD
+        if len(self._steps) >= self._steps_limit:
+            self._steps.clear()
+        self._steps[key] = nxt
+        return nxt
 
     def allows(self, state: int, token_id: int) -> bool:
         if token_id in self._eos_set:
             return self.is_accepting(state)
-        cached = self._cache.get(state)
-        if cached is not None and 0 <= token_id < self.vocab.size:
-            return bool((cached[token_id >> 5] >> np.uint32(token_id & 31)) & np.uint32(1))
         return self._next(state, token_id) >= 0
 
     def advance(self, state: int, token_id: int) -> int:
@@ -148,14 +161,13 @@ class DFAConstraint(Constraint):
         return nxt
 
     def _words_for(self, state: int) -> np.ndarray:
-        got = self._cache.get(state)  # a lock-free read: dict lookups are atomic
-        if got is not None:
-            return got
+        """The packed mask of `state` as int32 words, computed by the kernel and cached."""
         words = np.empty(self._words, dtype=np.uint32)
         fill_trie_mask(self.dfa, self.vocab, state, words)
         if self.dfa.accepting[state]:
             for t in self._eos:
                 words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        words = words.view(np.int32)
         with self._lock:
             self.mask_computations += 1
             self._cache[state] = words
@@ -164,8 +176,9 @@ class DFAConstraint(Constraint):
         return words
 
     def fill_bitmask(self, state: int, row: np.ndarray) -> None:
-        words = self._words_for(state)
-        try:
-            np.copyto(row, words.view(np.int32) if row.dtype == np.int32 else words, casting="no")
-        except (TypeError, ValueError):
-            raise ValueError(f"bitmask row must be int32[{self._words}], got {row.dtype}{list(row.shape)}") from None
+        words = self._cache.get(state)  # the hot path: a lock-free dict read and one copy
+        if words is None:
+            words = self._words_for(state)
+        if row.shape != words.shape or row.dtype is not words.dtype:
+            raise ValueError(f"bitmask row must be int32[{self._words}], got {row.dtype}{list(row.shape)}")
+        row[...] = words
