@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Union
 
@@ -129,6 +130,9 @@ def _category(letter: str, flags: int) -> Intervals:
 
 # ---------------------------------------------------------------- parser
 
+_BRACES = re.compile(r"\{(\d*)(,?)(\d*)\}")
+_OCTAL3 = re.compile(r"\\[0-7]{3}")
+_OCTAL_TAIL = re.compile(r"[0-7]{0,2}")
 _SIMPLE_ESCAPES = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92}
 _FLAG_LETTERS = {"a": re.ASCII, "i": re.IGNORECASE, "L": re.LOCALE, "m": re.MULTILINE,
                  "s": re.DOTALL, "u": re.UNICODE, "x": re.VERBOSE}
@@ -193,14 +197,12 @@ class _Parser:
             c = self.peek()
             if c in ("", "|", ")"):
                 break
-            atom_pos = self.i
             atom = self.atom(flags, not parts, top)
-            if atom is None:
-                continue
-            parts.append(self.quantified(atom, flags, atom_pos))
+            if atom is not None:
+                parts.append(self.quantified(atom, flags))
         return parts[0] if len(parts) == 1 else Concat(tuple(parts))
 
-    def quantified(self, atom: RegexNode, flags: int, atom_pos: int) -> RegexNode:
+    def quantified(self, atom: RegexNode, flags: int) -> RegexNode:
         while True:
             self.skip_verbose(flags)
             c = self.peek()
@@ -224,7 +226,7 @@ class _Parser:
             atom = Repeat(atom, lo, hi)
 
     def braces(self) -> tuple[int, int | None] | None:
-        m = re.compile(r"\{(\d*)(,?)(\d*)\}").match(self.p, self.i)
+        m = _BRACES.match(self.p, self.i)
         if m is None or (not m.group(1) and not m.group(3) and m.group(2)) or (not m.group(2) and not m.group(1)):
             return None  # re treats it as a literal '{'
         self.i = m.end()
@@ -352,7 +354,7 @@ class _Parser:
         return self.literal(self.escaped_char(in_class=False), flags)
 
     def _is_octal_escape(self, pos: int) -> bool:
-        return re.compile(r"\\[0-7]{3}").match(self.p, pos) is not None
+        return _OCTAL3.match(self.p, pos) is not None
 
     def escaped_char(self, in_class: bool) -> int:
         """Decode the escape at self.i (a backslash) to one code point."""
@@ -370,13 +372,11 @@ class _Parser:
             return value
         if c == "N":
             end = self.p.index("}", self.i)
-            import unicodedata
-
             value = ord(unicodedata.lookup(self.p[self.i + 1 : end]))
             self.i = end + 1
             return value
         if c in "01234567":
-            digits = re.compile(r"[0-7]{0,2}").match(self.p, self.i).group(0)
+            digits = _OCTAL_TAIL.match(self.p, self.i).group(0)
             if c == "0" or len(digits) == 2 or in_class:
                 self.i += len(digits)
                 return int(c + digits, 8)
