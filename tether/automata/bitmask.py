@@ -49,24 +49,24 @@ def apply_bitmask(logits, bitmask, indices=None) -> None:
 
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
-    bm = torch.as_tensor(bitmask)
-    if bm.dtype != torch.int32:
-        raise ValueError(f"bitmask must be int32, got {bm.dtype}")
-    squeeze = logits.dim() == 1
-    lg = logits.unsqueeze(0) if squeeze else logits
-    bm = bm.unsqueeze(0) if bm.dim() == 1 else bm
-    if lg.dim() != 2 or bm.dim() != 2:
+    words = bitmask.detach().cpu().numpy() if isinstance(bitmask, torch.Tensor) else np.asarray(bitmask)
+    if words.dtype != np.int32:
+        raise ValueError(f"bitmask must be int32, got {words.dtype}")
+    words = words.reshape(1, -1) if words.ndim == 1 else words
+    rows = logits.unsqueeze(0) if logits.dim() == 1 else logits
+    if rows.dim() != 2 or words.ndim != 2:
         raise ValueError(f"logits must be (V,) or (batch, V), got shape {tuple(logits.shape)}")
-    rows = lg if indices is None else lg[indices]
-    if rows.shape[0] != bm.shape[0]:
-        raise ValueError(f"{rows.shape[0]} logits rows but {bm.shape[0]} bitmask rows")
-    width = lg.shape[1]
-    n = min(width, bm.shape[1] * 32)
-    shifts = torch.arange(32, dtype=torch.int32, device=bm.device)
-    allowed = ((bm.to(lg.device).unsqueeze(-1) >> shifts.to(lg.device)) & 1).bool().reshape(bm.shape[0], -1)
-    keep = torch.zeros((bm.shape[0], width), dtype=torch.bool, device=lg.device)
-    keep[:, :n] = allowed[:, :n]
+    n_rows = rows.shape[0] if indices is None else len(indices)
+    if n_rows != words.shape[0]:
+        raise ValueError(f"{n_rows} logits rows but {words.shape[0]} bitmask rows")
+    width = rows.shape[1]
+    # Unpacking on the host is one vectorised pass; bit i of word w lands at column 32 * w + i.
+    bits = np.unpackbits(np.ascontiguousarray(words, dtype="<i4").view(np.uint8), axis=1, bitorder="little")
+    blocked = np.ones((words.shape[0], width), dtype=bool)
+    n = min(width, bits.shape[1])
+    np.equal(bits[:, :n], 0, out=blocked[:, :n])
+    blocked_t = torch.from_numpy(blocked).to(rows.device, non_blocking=True)
     if indices is None:
-        lg.masked_fill_(~keep, float("-inf"))
+        rows.masked_fill_(blocked_t, float("-inf"))
     else:
-        lg[indices] = rows.masked_fill(~keep, float("-inf"))
+        rows[indices] = rows[indices].masked_fill(blocked_t, float("-inf"))
