@@ -197,14 +197,14 @@ def test_log_ml_is_unbiased(toy, estimator, peeks, resampling, n, critic, max_ch
     def crit(prefixes):  # an arbitrary finite twist: the target must not change
         return [0.3 * len(p) - 0.8 * sum(t == 2 for t in p) + 0.5 * (p[:1] == (1,)) for p in prefixes]
 
-    smc = SMC(lm, c, n, ess_threshold=0.9, resampling=resampling, estimator=estimator, peeks=peeks,
-              critic=crit if critic else None, max_tokens=MAX_LEN + 1, max_checks=max_checks, seed=11)
+    smc = SMC(n, ess_threshold=0.9, resampling=resampling, estimator=estimator, peeks=peeks,
+              critic=crit if critic else None, max_checks=max_checks, seed=11)
     # 2,000 runs for the two estimators; 1,000 for the variants (peeks, critic, cap)
     runs = 2000 if (peeks, critic, max_checks) == (1, False, None) else 1000
     ml = np.empty(runs)
     resampled = capped = 0
     for r in range(runs):
-        res = smc.run()
+        res = smc.sample(lm, [], c, MAX_LEN + 1)
         ml[r] = res.ml
         resampled += bool(res.resampled_at)
         capped += res.stats.capped
@@ -232,11 +232,11 @@ def test_log_ml_is_unbiased_for_the_truncated_target_with_max_tokens(toy):
                     walk(prefix + (t,), c3.advance(state, t), pr * math.exp(lp[t]))
 
     walk((), c3.initial(), 1.0)
-    smc = SMC(lm, c, 4, max_tokens=3, seed=5)
+    smc = SMC(4, seed=5)
     runs = 1000
     ml = np.empty(runs)
     for r in range(runs):
-        res = smc.run()
+        res = smc.sample(lm, [], c, 3)
         ml[r] = res.ml
         for p in res.particles:
             assert p.status in ("accepted", "dead", "incomplete")
@@ -255,8 +255,9 @@ def test_posterior_converges_to_the_global_law_and_beats_lcd(toy):
     tv_lcd = tv(lcd, glob)
     means = {}
     for n, runs in ((1, 300), (4, 300), (16, 200), (64, 100)):
-        smc = SMC(lm, c, n, max_tokens=MAX_LEN + 1, seed=100 + n)
-        means[n] = float(np.mean([tv(smc.run().posterior_bytes, glob) for _ in range(runs)]))
+        smc = SMC(n, seed=100 + n)
+        means[n] = float(np.mean([tv(smc.sample(lm, [], c, MAX_LEN + 1).posterior_bytes, glob)
+                                  for _ in range(runs)]))
     assert means[1] > means[4] > means[16] > means[64], means
     assert means[64] < tv_lcd, (means, tv_lcd)
     assert means[64] < 0.5 * tv_lcd, (means, tv_lcd)
@@ -266,8 +267,8 @@ def test_sound_one_batched_call_per_round_and_counters(toy):
     lm, c, *_ = toy
     lm.batch_sizes.clear()
     lm.stats.reset()
-    smc = SMC(lm, c, 16, max_tokens=MAX_LEN + 1, seed=3)
-    res = smc.run()
+    smc = SMC(16, seed=3)
+    res = smc.sample(lm, [], c, MAX_LEN + 1)
     st = res.stats
     assert st.model_calls == st.steps == len(lm.batch_sizes) == lm.stats.calls == len(res.ess_trace)
     assert all(1 <= b <= 16 for b in lm.batch_sizes)
@@ -288,8 +289,8 @@ def test_sound_one_batched_call_per_round_and_counters(toy):
 
 def test_runs_are_reproducible_with_a_seed(toy):
     lm, c, *_ = toy
-    a = SMC(lm, c, 8, max_tokens=MAX_LEN + 1, seed=42).run()
-    b = SMC(lm, c, 8, max_tokens=MAX_LEN + 1, seed=42).run()
+    a = SMC(8, seed=42).sample(lm, [], c, MAX_LEN + 1)
+    b = SMC(8, seed=42).sample(lm, [], c, MAX_LEN + 1)
     assert a.particles == b.particles and a.log_ml == b.log_ml
 
 
@@ -304,10 +305,10 @@ def test_all_dead_and_critic_minus_inf(toy):
             lp[2] = -np.inf
             return lp - np.logaddexp.reduce(lp[np.isfinite(lp)])
 
-    res = SMC(NoC(), dead, 4, max_tokens=MAX_LEN + 1, seed=0).run()
+    res = SMC(4, seed=0).sample(NoC(), [], dead, MAX_LEN + 1)
     assert res.log_ml == -math.inf and res.posterior == {} and res.best() is None
     assert all(p.status == "dead" for p in res.particles)
-    res = SMC(lm, c, 4, critic=lambda ps: [-math.inf if p[:1] == (0,) else 0.0 for p in ps], seed=1).run()
+    res = SMC(4, critic=lambda ps: [-math.inf if p[:1] == (0,) else 0.0 for p in ps], seed=1).sample(lm, [], c, 256)
     assert all(p.token_ids[:1] != (0,) for p in res.particles if p.status == "accepted")
 
 
@@ -341,7 +342,102 @@ def test_effective_sample_size():
 
 def test_bad_arguments(toy):
     lm, c, *_ = toy
-    for kw in ({"n_particles": 0}, {"ess_threshold": 1.5}, {"resampling": "x"}, {"max_tokens": 0},
-               {"estimator": "nope"}, {"peeks": 0}):
+    for kw in ({"n_particles": 0}, {"ess_threshold": 1.5}, {"resampling": "x"},
+               {"estimator": "nope"}, {"peeks": 0}, {"max_checks": -1}, {"order": "x"}):
         with pytest.raises(ValueError):
-            SMC(lm, c, **kw)
+            SMC(**kw)
+    with pytest.raises(ValueError):
+        SMC(4).sample(lm, [], c, 0)
+
+
+# --------------------------------------------------------------------------- the tether.generate interface
+
+
+def test_generate_with_smc_returns_a_posterior_draw_with_details_and_stats(toy):
+    import tether
+    from tether.samplers import Generation, SMCResult, Status
+
+    lm, c, *_ = toy
+    g = tether.generate(lm, "", c, sampler=SMC(8, seed=0), max_tokens=MAX_LEN + 1)
+    assert isinstance(g, Generation) and g.status is Status.COMPLETE and g.ok
+    res = g.details
+    assert isinstance(res, SMCResult) and len(res.particles) == 8
+    assert g.text in res.posterior and g.value == g.text and LANG.fullmatch(g.text.encode())
+    assert g.token_ids[-1] == EOS and VOCAB.decode(g.token_ids[:-1]).decode() == g.text
+    drawn = next(p for p in res.particles if p.status == "accepted" and p.string == g.text)
+    assert g.logprob == pytest.approx(drawn.logprob)
+    assert g.logprob == pytest.approx(sum(lm.logprobs_of(tuple(g.token_ids[:k]))[g.token_ids[k]]
+                                          for k in range(len(g.token_ids))), abs=1e-9)
+    st = res.stats
+    assert (g.stats.steps, g.stats.tokens, g.stats.model_calls, g.stats.constraint_checks) == (
+        st.steps, st.tokens, st.model_calls, st.constraint_calls)
+    assert 0 < st.constraint_calls <= st.checks
+    assert g.stats.model_seconds == st.model_seconds > 0 and g.stats.constraint_seconds == st.constraint_seconds > 0
+
+
+def test_generate_batches_prompts_into_one_model_call_per_round(toy):
+    import tether
+
+    lm, c, *_ = toy
+    lm.batch_sizes.clear()
+    gens = tether.generate(lm, ["x", "y", "z"], c, sampler=SMC(4, seed=1), max_tokens=MAX_LEN + 1, n=2)
+    assert len(gens) == 6 and all(g.ok for g in gens)
+    assert len(lm.batch_sizes) == max(g.details.stats.steps for g in gens)
+    assert lm.batch_sizes[0] == 1  # every run starts from the same (empty) prefix: sent once
+    assert sum(g.details.stats.model_sequences for g in gens) >= sum(lm.batch_sizes)
+
+
+@pytest.mark.parametrize("n_particles", [1, 16])
+def test_generate_draws_follow_the_local_law_for_one_particle_and_the_global_law_for_many(toy, n_particles):
+    import tether
+
+    lm, c, glob, lcd, z = toy
+    draws = 3000 if n_particles == 1 else 600
+    gens = tether.generate(lm, [""], c, sampler=SMC(n_particles, seed=7), max_tokens=MAX_LEN + 1, n=draws)
+    assert all(g.ok for g in gens)
+    freq: dict[bytes, float] = {}
+    for g in gens:
+        freq[g.text.encode()] = freq.get(g.text.encode(), 0.0) + 1 / draws
+    if n_particles == 1:  # AWRS decoding: exactly the locally constrained (LCD) law
+        assert tv(freq, lcd) < 0.04, tv(freq, lcd)
+        for s, p in lcd.items():
+            assert abs(freq.get(s, 0.0) - p) < 4.5 * math.sqrt(p * (1 - p) / draws) + 1e-3, (s, freq.get(s), p)
+    else:
+        assert tv(freq, glob) < 0.35 * tv(lcd, glob), (tv(freq, glob), tv(lcd, glob))
+
+
+def test_generate_statuses_when_no_particle_is_accepted(toy):
+    import tether
+    from tether.samplers import Status
+
+    lm, c, *_ = toy
+    g = tether.generate(lm, "", c, sampler=SMC(4, seed=0), max_tokens=1)  # no room for a token and EOS
+    assert g.status is Status.INCOMPLETE and g.value is None and not g.ok
+    assert len(g.token_ids) == 1 and g.details.log_ml == -math.inf
+    dead = ToyConstraint(VOCAB, delta={(0, ord("c")): 1}, accept={1})
+
+    class NoC(ToyLM):
+        def logprobs_of(self, prefix):
+            lp = super().logprobs_of(prefix).copy()
+            lp[2] = -np.inf
+            return lp - np.logaddexp.reduce(lp[np.isfinite(lp)])
+
+    g = tether.generate(NoC(), "", dead, sampler=SMC(4, seed=0), max_tokens=MAX_LEN + 1)
+    assert g.status is Status.DEAD and g.value is None and g.text == "" and g.token_ids == []
+
+
+def test_vocabulary_mismatch_is_a_typed_error(toy):
+    from tether.errors import VocabularyError
+
+    lm, c, *_ = toy
+    other = ToyConstraint(Vocabulary.from_tokens(TOKENS + [b"d"], eos_ids=[EOS]))
+    with pytest.raises(VocabularyError):
+        SMC(2).sample(lm, [], other, 4)
+
+
+def test_smc_is_exported():
+    import tether.samplers as s
+
+    for name in ("AWRS", "AWRSStats", "awrs_step", "SMC", "SMCResult", "SMCStats", "Particle",
+                 "Generation", "SamplerStats", "Status", "Greedy", "Sample", "BeamSearch"):
+        assert name in s.__all__ and hasattr(s, name)

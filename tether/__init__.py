@@ -32,6 +32,8 @@ _LAZY = {
     "Greedy": ("tether.samplers", "Greedy"),
     "Sample": ("tether.samplers", "Sample"),
     "BeamSearch": ("tether.samplers", "BeamSearch"),
+    "SMC": ("tether.samplers", "SMC"),
+    "AWRS": ("tether.samplers", "AWRS"),
     "Generation": ("tether.samplers", "Generation"),
     "Status": ("tether.samplers", "Status"),
 }
@@ -66,6 +68,8 @@ __all__ = [
     "Greedy",
     "Sample",
     "BeamSearch",
+    "SMC",
+    "AWRS",
     "Generation",
     "Status",
     "models",

@@ -24,7 +24,7 @@ DEMOS = [
 
 
 def _sampler(args: argparse.Namespace):
-    from ..samplers import BeamSearch, Greedy, Sample
+    from ..samplers import SMC, BeamSearch, Greedy, Sample
 
     if args.sampler == "greedy":
         return Greedy()
@@ -32,7 +32,9 @@ def _sampler(args: argparse.Namespace):
         return Sample(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     if args.sampler == "beam":
         return BeamSearch(width=args.beams)
-    raise NotImplementedError
+    if args.sampler == "smc":
+        return SMC(n_particles=args.particles, seed=args.seed)
+    raise NotImplementedError(args.sampler)
 
 
 def _show(prompt: str, pattern: str, gen, seconds: float) -> None:

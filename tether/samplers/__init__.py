@@ -1,6 +1,27 @@
-"""Samplers over a compiled constraint: locally constrained decoding, AWRS and SMC."""
+"""Samplers over a compiled constraint: locally constrained decoding, AWRS and SMC.
 
+`Greedy`, `Sample`, `BeamSearch` and `SMC` all plug into `tether.generate`
+(``sampler.run(model, prompts, constraint, max_tokens) -> list[Generation]``).
+`AWRS` is the per-step proposal inside `SMC`; ``SMC(n_particles=1)`` is AWRS decoding.
+"""
+
+from .awrs import AWRS, AWRSStats, awrs_step
 from .base import Generation, SamplerStats, Status
 from .lcd import BeamSearch, Greedy, Sample
+from .smc import SMC, Particle, SMCResult, SMCStats
 
-__all__ = ["Generation", "SamplerStats", "Status", "Greedy", "Sample", "BeamSearch"]
+__all__ = [
+    "Generation",
+    "SamplerStats",
+    "Status",
+    "Greedy",
+    "Sample",
+    "BeamSearch",
+    "AWRS",
+    "AWRSStats",
+    "awrs_step",
+    "SMC",
+    "SMCResult",
+    "SMCStats",
+    "Particle",
+]

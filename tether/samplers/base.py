@@ -74,6 +74,7 @@ class Generation:
     logprob: float = 0.0
     value: Any = None
     stats: SamplerStats = field(default_factory=SamplerStats)
+    details: Any = None  # sampler-specific extras (SMC: the full `SMCResult`)
 
     @property
     def ok(self) -> bool:

@@ -1,9 +1,16 @@
 """Sequential Monte Carlo over AWRS steps: samples from the *global* constrained distribution.
 
-    >>> smc = SMC(model, constraint, n_particles=8, seed=0)
-    >>> res = smc.run("Give me a date:")
-    >>> res.posterior          # {"2024-01-31": 0.62, ...}
-    >>> res.log_ml             # log-estimate of P(string in L) under the model
+As a `tether.generate` sampler (one Generation per prompt, drawn from the posterior)::
+
+    >>> g = tether.generate(lm, "Give me a date:", tether.regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
+    ...                     sampler=SMC(n_particles=8, seed=0), max_tokens=16)
+    >>> g.text, g.status               # ('2024-01-31', <Status.COMPLETE: 'complete'>)
+    >>> g.details.posterior            # the full SMCResult: {"2024-01-31": 0.62, ...}
+
+or for the whole posterior directly::
+
+    >>> res = SMC(n_particles=8, seed=0).sample(lm, lm.prompt_ids("Give me a date:"), c, max_tokens=16)
+    >>> res.posterior, res.log_ml      # log_ml: log-estimate of P(string in L) under the model
 
 Target: ``P(s) ∝ p(s) · 1[s ∈ L]`` over complete strings ``s`` (EOS included in
 ``p(s)``), with ``p`` the model and ``L`` the constraint's language.
@@ -12,11 +19,24 @@ Each of the N particles extends by one AWRS step per round (an exact sample of
 the locally constrained next-token distribution) and multiplies its weight by
 the step's unbiased ``Ẑ``; all unfinished particles share ONE batched
 ``model.next_logprobs`` call per round (identical prefixes, e.g. resampled
-copies, are sent once). When the effective sample size ``(Σw)² / Σw²`` falls
+copies, are sent once; with several prompts, the particles of all prompts share
+that call). When the effective sample size ``(Σw)² / Σw²`` falls
 below ``ess_threshold · N`` the particles are resampled and every weight is set
 to the *mean* weight, so the mean of the weights is preserved and
 ``log_ml = log mean(final weights)`` is an unbiased estimate of ``Z = p(L)`` (in
 the linear domain; its log is biased low, as usual).
+
+AWRS decoding. AWRS is the per-step proposal, not a sampler of its own: use
+``SMC(n_particles=1)`` for plain AWRS decoding (one particle, never resampled:
+each token an exact sample of the locally constrained distribution ``p·c/Z``,
+i.e. the same law as `Sample()` with a full mask, found with a handful of
+``allows`` checks instead of a |V|-wide mask). More particles move the output
+from that local law towards the global one.
+
+Budget. ``max_tokens`` counts EOS: a particle must *sample* EOS to be accepted
+(its probability is part of the target), so a string of k tokens needs
+``max_tokens >= k + 1`` -- one more than `Greedy`, which stops without EOS in a
+state where nothing else can follow.
 
 Statuses: ``"accepted"`` (the particle sampled EOS in an accepting state),
 ``"dead"`` (no token was allowed: weight 0), ``"incomplete"`` (it used
@@ -45,10 +65,14 @@ import numpy as np
 
 from ..errors import VocabularyError
 from .awrs import AWRS, Estimator, _torch_to_numpy
+from .base import Generation, SamplerStats, Status
 
 __all__ = ["SMC", "SMCResult", "SMCStats", "Particle", "resample_indices", "effective_sample_size"]
 
 Resampling = Literal["systematic", "stratified", "multinomial"]
+# Checks per AWRS step before the exact mask fallback: real tasks need 1-3 (bench/generation.py);
+# the cap only bounds the rare particle that wandered where the model puts little mass on the language.
+DEFAULT_MAX_CHECKS = 16
 Critic = Callable[[list[tuple[int, ...]]], Sequence[float]]
 
 RUNNING, ACCEPTED, DEAD, INCOMPLETE = "running", "accepted", "dead", "incomplete"
@@ -110,12 +134,14 @@ def resample_indices(
 
 @dataclass(frozen=True)
 class Particle:
-    """One final particle: generated ids (EOS excluded), their bytes, log-weight, status."""
+    """One final particle: generated ids (EOS excluded), their bytes, log-weight, status, model log-prob."""
 
     token_ids: tuple[int, ...]
     text: bytes
     log_weight: float
     status: str
+    logprob: float = 0.0  # log p(token_ids [+ EOS]) under the model (unconstrained, EOS included)
+    eos: int | None = None  # the EOS id an accepted particle sampled
 
     @property
     def string(self) -> str:
@@ -124,17 +150,24 @@ class Particle:
 
 @dataclass
 class SMCStats:
-    """Counters of one run (or accumulated over runs by `SMC.stats`)."""
+    """Counters of one SMC run (one prompt).
+
+    When several prompts run together their model calls are shared: each run
+    counts every call it took part in, and gets the share of each call's
+    seconds proportional to its particles in it.
+    """
 
     steps: int = 0
     tokens: int = 0  # tokens sampled, EOS included
-    checks: int = 0  # constraint checks (allows / is_accepting) made by AWRS
+    checks: int = 0  # verdicts (allows / is_accepting) AWRS asked for
+    constraint_calls: int = 0  # those that reached the constraint (the rest were memoised)
     model_calls: int = 0
     model_sequences: int = 0  # prefixes sent to the model (after de-duplication)
     resamples: int = 0
     dead_steps: int = 0
     exact_steps: int = 0  # steps weighted by an exact mask (only-EOS states, capped searches)
     capped: int = 0  # steps that hit max_checks
+    masks: int = 0  # full masks computed (the max_checks fallback)
     model_seconds: float = 0.0
     constraint_seconds: float = 0.0
     critic_seconds: float = 0.0
@@ -142,7 +175,13 @@ class SMCStats:
 
     @property
     def checks_per_token(self) -> float:
+        """Verdicts AWRS asked for per sampled token."""
         return self.checks / self.tokens if self.tokens else 0.0
+
+    @property
+    def calls_per_token(self) -> float:
+        """Constraint calls per sampled token (memoised verdicts excluded)."""
+        return self.constraint_calls / self.tokens if self.tokens else 0.0
 
     @property
     def sampler_seconds(self) -> float:
@@ -213,25 +252,47 @@ class SMCResult:
 
 
 class _TimedConstraint:
-    """Forwards the calls AWRS makes to the constraint, accumulating their time."""
+    """Forwards the calls AWRS makes to the constraint, accumulating their time into `stats`.
 
-    def __init__(self, constraint, stats_holder: list):
+    One-token verdicts are memoised per run on ``(state, token)`` (hashable
+    states only): resampled copies of a particle sit in the same state and draw
+    from the same distribution, so they re-ask the same questions. A verdict is
+    a pure function of its arguments, so the memo changes no outcome, only the
+    number of `constraint_calls`.
+    """
+
+    def __init__(self, constraint, stats: SMCStats):
         self._c = constraint
-        self._holder = stats_holder  # [SMCStats]: replaced per run
+        self.stats = stats
         self.vocab = constraint.vocab
+        self._memo: dict = {}
+
+    def _verdict(self, fn, state, tok):
+        try:
+            key = (state, tok)
+            hit = self._memo.get(key)
+        except TypeError:  # unhashable state: no memo
+            key = hit = None
+        if hit is not None:
+            return hit
+        self.stats.constraint_calls += 1
+        out = bool(self._timed(fn, *((state, tok) if tok is not None else (state,))))
+        if key is not None:
+            self._memo[key] = out
+        return out
 
     def _timed(self, fn, *args):
         t = time.perf_counter()
         try:
             return fn(*args)
         finally:
-            self._holder[0].constraint_seconds += time.perf_counter() - t
+            self.stats.constraint_seconds += time.perf_counter() - t
 
     def allows(self, state, tok):
-        return self._timed(self._c.allows, state, tok)
+        return self._verdict(self._c.allows, state, int(tok))
 
     def is_accepting(self, state):
-        return self._timed(self._c.is_accepting, state)
+        return self._verdict(self._c.is_accepting, state, None)
 
     def is_finished(self, state):
         return self._timed(self._c.is_finished, state)
@@ -246,24 +307,171 @@ class _TimedConstraint:
         return self._timed(self._c.initial)
 
 
+def _normalize_rows(out, vocab_size: int, n: int) -> np.ndarray:
+    """The model's batch of log-probs as float64 numpy rows, checked and renormalised."""
+    if hasattr(out, "detach"):
+        out = _torch_to_numpy(out)
+    lp = np.array(out, dtype=np.float64)
+    if lp.shape != (n, vocab_size):
+        raise ValueError(f"model returned log-probs of shape {lp.shape}, expected ({n}, {vocab_size})")
+    if np.isnan(lp).any() or np.isposinf(lp).any():
+        raise ValueError("model returned NaN or +inf log-probabilities")
+    m = lp.max(axis=1, keepdims=True)
+    finite = np.isfinite(m)
+    m = np.where(finite, m, 0.0)
+    lse = m + np.log(np.exp(lp - m).sum(axis=1, keepdims=True))
+    return np.where(finite, lp - lse, -np.inf)
+
+
+class _Run:
+    """The N particles of one prompt, advanced one round at a time by `SMC._sample_all`."""
+
+    def __init__(self, smc: "SMC", prompt_ids: list[int], constraint, max_tokens: int):
+        t0 = time.perf_counter()
+        self.smc = smc
+        self.prompt = tuple(prompt_ids)
+        self.constraint = constraint
+        self.max_tokens = max_tokens
+        self.stats = stats = SMCStats()
+        self.c = c = _TimedConstraint(constraint, stats)
+        self.awrs = AWRS(c, estimator=smc.estimator, peeks=smc.peeks, max_checks=smc.max_checks,
+                         order=smc.order, seed=smc.rng)
+        self.eos_ids = frozenset(int(e) for e in constraint.vocab.eos_ids)
+        n = self.n = smc.n_particles
+        init = c.initial()
+        self.tokens: list[list[int]] = [[] for _ in range(n)]
+        self.states = [init] * n
+        self.status = [RUNNING] * n
+        self.eos: list[int | None] = [None] * n
+        self.logw = np.zeros(n, dtype=np.float64)
+        self.logphi = np.zeros(n, dtype=np.float64)
+        self.logp = np.zeros(n, dtype=np.float64)  # model log-prob of each particle's tokens
+        if smc.critic is not None:
+            phi0 = float(self._critic([()])[0])
+            self.logphi[:] = phi0
+            self.logw[:] = phi0
+            if phi0 == -math.inf:
+                self.status = [DEAD] * n
+        self.ess_trace: list[float] = []
+        self.resampled_at: list[int] = []
+        self.step = 0
+        self.done = False
+        stats.total_seconds += time.perf_counter() - t0
+
+    def live(self) -> list[int]:
+        return [] if self.done else [i for i in range(self.n) if self.status[i] == RUNNING]
+
+    def _critic(self, prefixes: list[tuple[int, ...]]) -> np.ndarray:
+        t = time.perf_counter()
+        out = np.asarray(self.smc.critic(prefixes), dtype=np.float64).reshape(-1)
+        self.stats.critic_seconds += time.perf_counter() - t
+        if out.shape[0] != len(prefixes):
+            raise ValueError(f"critic returned {out.shape[0]} scores for {len(prefixes)} prefixes")
+        if np.isnan(out).any() or np.isposinf(out).any():
+            raise ValueError("critic returned NaN or +inf")
+        return out
+
+    def advance(self, rows: dict[int, np.ndarray]) -> None:
+        """One round: an AWRS step for every live particle (``rows[i]``: its log-probs), then
+        critic, budget, ESS and resampling."""
+        t0 = time.perf_counter()
+        stats, c, n = self.stats, self.c, self.n
+        tokens, states, status, logw, logphi = self.tokens, self.states, self.status, self.logw, self.logphi
+        extended: list[int] = []
+        for i, row in rows.items():
+            res = self.awrs.step(row, states[i], normalized=True)
+            stats.checks += res.checks
+            stats.exact_steps += res.fallback
+            stats.capped += res.capped
+            stats.masks += res.fallback and res.capped
+            if res.token is None:
+                status[i] = DEAD
+                logw[i] = -math.inf
+                stats.dead_steps += 1
+                continue
+            stats.tokens += 1
+            logw[i] += res.log_weight
+            self.logp[i] += row[res.token]
+            if res.token in self.eos_ids:
+                status[i] = ACCEPTED
+                self.eos[i] = res.token
+                logw[i] -= logphi[i]  # φ(complete string) = 1: untwist
+                logphi[i] = 0.0
+                continue
+            states[i] = c.advance(states[i], res.token)
+            tokens[i].append(res.token)
+            extended.append(i)
+
+        if self.smc.critic is not None and extended:
+            new = self._critic([tuple(tokens[i]) for i in extended])
+            for j, i in enumerate(extended):
+                logw[i] += new[j] - logphi[i]
+                logphi[i] = new[j]
+                if new[j] == -math.inf:
+                    status[i] = DEAD
+                    logw[i] = -math.inf
+        for i in extended:
+            if status[i] == RUNNING and len(tokens[i]) >= self.max_tokens:
+                status[i] = INCOMPLETE  # no budget left for EOS: never presented as valid
+                logw[i] = -math.inf
+
+        ess = effective_sample_size(logw)
+        self.ess_trace.append(ess)
+        if ess == 0.0:
+            self.done = True  # every particle has weight 0
+        elif ess < self.smc.ess_threshold * n and any(s == RUNNING for s in status):
+            lse = _logsumexp(logw)
+            anc = resample_indices(np.exp(logw - lse), n, self.smc.rng, self.smc.resampling)
+            self.tokens = [list(tokens[a]) for a in anc]
+            self.states = [states[a] for a in anc]
+            self.status = [status[a] for a in anc]
+            self.eos = [self.eos[a] for a in anc]
+            self.logphi = logphi[anc].copy()
+            self.logp = self.logp[anc].copy()
+            self.logw = np.full(n, lse - math.log(n))  # the mean weight: Σw and log_ml preserved
+            self.resampled_at.append(self.step)
+            stats.resamples += 1
+        self.step += 1
+        stats.total_seconds += time.perf_counter() - t0
+
+    def result(self) -> SMCResult:
+        stats = self.stats
+        stats.steps = self.step
+        # anything still running (only possible when every weight hit 0) is incomplete
+        status = [INCOMPLETE if s == RUNNING else s for s in self.status]
+        vocab = self.constraint.vocab
+        particles = [
+            Particle(
+                tuple(self.tokens[i]),
+                vocab.decode(self.tokens[i]),
+                float(self.logw[i]) if status[i] == ACCEPTED else -math.inf,
+                status[i],
+                float(self.logp[i]),
+                self.eos[i] if status[i] == ACCEPTED else None,
+            )
+            for i in range(self.n)
+        ]
+        log_ml = _logsumexp(np.array([p.log_weight for p in particles])) - math.log(self.n)
+        return SMCResult(particles, log_ml, self.ess_trace, self.resampled_at, stats)
+
+
 class SMC:
     """AWRS-SMC: N particles, one batched model call per round, ESS-triggered resampling.
 
-    model: a `tether.models.CausalLM`; constraint: a compiled `tether.Constraint`
-        over the same vocabulary.
-    n_particles: N. ess_threshold: resample when ESS < ess_threshold · N (0: never).
+    A sampler for `tether.generate` (``run``), or a posterior over strings (``sample``).
+
+    n_particles: N (1: plain AWRS decoding). ess_threshold: resample when ESS < ess_threshold · N (0: never).
     resampling: "systematic" (default), "stratified" or "multinomial".
-    estimator, peeks, max_checks: passed to `AWRS` (see `tether.samplers.awrs`;
-        ``max_checks`` uses the exact mask fallback, which keeps "recursive" exact).
+    estimator, peeks, max_checks, order: passed to `AWRS` (see `tether.samplers.awrs`).
+        A step that reaches ``max_checks`` finishes with the full mask, which keeps the
+        "recursive" estimator exact; so "auto" (the default) caps recursive steps at 16
+        checks, and leaves "two_pass" uncapped, since a cap biases it.
     critic: optional batched log-potential over generated prefixes (see module doc).
-    max_tokens: token budget per particle, EOS included.
-    seed: int or numpy Generator; successive `run` calls continue the stream.
+    seed: int or numpy Generator; successive calls continue the stream.
     """
 
     def __init__(
         self,
-        model,
-        constraint,
         n_particles: int = 8,
         *,
         ess_threshold: float = 0.5,
@@ -271,188 +479,124 @@ class SMC:
         estimator: Estimator = "recursive",
         peeks: int = 1,
         critic: Critic | None = None,
-        max_tokens: int = 256,
-        max_checks: int | None = None,
+        max_checks: int | None | Literal["auto"] = "auto",
         seed: int | np.random.Generator | None = None,
         order: str = "sequential",
     ):
-        if n_particles < 1:
-            raise ValueError(f"n_particles must be >= 1, got {n_particles}")
+        if isinstance(n_particles, bool) or not isinstance(n_particles, (int, np.integer)) or n_particles < 1:
+            raise ValueError(f"n_particles must be an integer >= 1, got {n_particles!r}")
         if not 0.0 <= ess_threshold <= 1.0:
             raise ValueError(f"ess_threshold must be in [0, 1], got {ess_threshold}")
         if resampling not in ("systematic", "stratified", "multinomial"):
             raise ValueError(
                 f"resampling must be 'systematic', 'stratified' or 'multinomial', got {resampling!r}"
             )
+        if estimator not in ("recursive", "two_pass"):
+            raise ValueError(f"estimator must be 'recursive' or 'two_pass', got {estimator!r}")
+        if peeks < 1:
+            raise ValueError(f"peeks must be >= 1, got {peeks}")
+        if max_checks == "auto":
+            max_checks = DEFAULT_MAX_CHECKS if estimator == "recursive" else None
+        if max_checks is not None and max_checks < 0:
+            raise ValueError(f"max_checks must be >= 0, got {max_checks}")
+        if order not in ("sequential", "gumbel"):
+            raise ValueError(f"order must be 'sequential' or 'gumbel', got {order!r}")
+        self.n_particles = int(n_particles)
+        self.ess_threshold = ess_threshold
+        self.resampling = resampling
+        self.estimator = estimator
+        self.peeks = peeks
+        self.critic = critic
+        self.max_checks = max_checks
+        self.order = order
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+    def __repr__(self) -> str:
+        return (f"SMC(n_particles={self.n_particles}, ess_threshold={self.ess_threshold}, "
+                f"resampling={self.resampling!r}, estimator={self.estimator!r})")
+
+    # -- the public entry points
+
+    def sample(self, model, prompt_ids: str | Sequence[int], constraint, max_tokens: int = 64) -> SMCResult:
+        """Run SMC for one prompt and return the particles, posterior, ``log_ml`` and diagnostics.
+
+        prompt_ids: token ids (prompt included, as `model.next_logprobs` wants them),
+        or a string for `model.prompt_ids`. max_tokens: budget per particle, EOS included.
+        """
+        if isinstance(prompt_ids, str):
+            prompt_ids = model.prompt_ids(prompt_ids)
+        return self.sample_batch(model, [prompt_ids], constraint, max_tokens)[0]
+
+    def sample_batch(self, model, prompts: Sequence[Sequence[int]], constraint,
+                     max_tokens: int = 64) -> list[SMCResult]:
+        """Independent SMC runs, one per prompt, whose particles share one model call per round."""
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
         if getattr(model, "vocab", None) is not None and model.vocab.size != constraint.vocab.size:
             raise VocabularyError(
                 f"model vocabulary size {model.vocab.size:,} != constraint vocabulary size "
-                f"{constraint.vocab.size:,}"
+                f"{constraint.vocab.size:,}; compile the constraint with model.vocab"
             )
-        self.model = model
-        self.constraint = constraint
-        self.n_particles = n_particles
-        self.ess_threshold = ess_threshold
-        self.resampling = resampling
-        self.critic = critic
-        self.max_tokens = max_tokens
-        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        self._holder = [SMCStats()]
-        self._timed = _TimedConstraint(constraint, self._holder)
-        self.awrs = AWRS(
-            self._timed,
-            estimator=estimator,
-            peeks=peeks,
-            max_checks=max_checks,
-            order=order,
-            seed=self.rng,
-        )
-        self.eos_ids = frozenset(int(e) for e in constraint.vocab.eos_ids)
+        runs = [_Run(self, [int(t) for t in p], constraint, max_tokens) for p in prompts]
+        size = constraint.vocab.size
+        while True:
+            keys: dict[tuple[int, ...], int] = {}  # full prefix -> row; identical ones sent once
+            todo: list[tuple[_Run, list[int], list[int]]] = []
+            for run in runs:
+                live = run.live()
+                if not live:
+                    continue
+                rows = [keys.setdefault(run.prompt + tuple(run.tokens[i]), len(keys)) for i in live]
+                todo.append((run, live, rows))
+            if not todo:
+                break
+            t = time.perf_counter()
+            lp = _normalize_rows(model.next_logprobs([list(k) for k in keys]), size, len(keys))
+            seconds = time.perf_counter() - t
+            total_live = sum(len(live) for _, live, _ in todo)
+            for run, live, rows in todo:
+                share = seconds * len(live) / total_live
+                run.stats.model_calls += 1
+                run.stats.model_sequences += len(set(rows))
+                run.stats.model_seconds += share
+                run.stats.total_seconds += share
+                run.advance({i: lp[r] for i, r in zip(live, rows)})
+        return [run.result() for run in runs]
+
+    def run(self, model, prompts: Sequence[Sequence[int]], constraint, max_tokens: int) -> list[Generation]:
+        """The `tether.generate` interface: one Generation per prompt, drawn from its SMC posterior.
+
+        A COMPLETE generation is a particle drawn with its normalised final weight
+        (``value`` from ``constraint.parse``); if no particle was accepted the
+        generation is INCOMPLETE (some particle ran out of ``max_tokens``) or DEAD,
+        with the longest such particle's text and ``value=None``. ``logprob`` is the
+        model's log-probability of the tokens (EOS included); ``details`` holds the
+        full `SMCResult`; ``stats`` that run's counters (shared model calls: see `SMCStats`;
+        ``constraint_checks`` counts calls that reached the constraint, memoised verdicts excluded).
+        """
+        results = self.sample_batch(model, prompts, constraint, max_tokens)
+        return [self._generation(res, constraint) for res in results]
 
     # -- helpers
 
-    def _critic(self, prefixes: list[tuple[int, ...]], stats: SMCStats) -> np.ndarray:
-        t = time.perf_counter()
-        out = np.asarray(self.critic(prefixes), dtype=np.float64).reshape(-1)
-        stats.critic_seconds += time.perf_counter() - t
-        if out.shape[0] != len(prefixes):
-            raise ValueError(f"critic returned {out.shape[0]} scores for {len(prefixes)} prefixes")
-        if np.isnan(out).any() or np.isposinf(out).any():
-            raise ValueError("critic returned NaN or +inf")
-        return out
+    def _generation(self, res: SMCResult, constraint) -> Generation:
+        from .lcd import finish
 
-    def _logprobs(self, prefixes: list[list[int]], stats: SMCStats) -> np.ndarray:
-        t = time.perf_counter()
-        out = self.model.next_logprobs(prefixes)
-        if hasattr(out, "detach"):
-            out = _torch_to_numpy(out)
-        lp = np.array(out, dtype=np.float64)
-        stats.model_seconds += time.perf_counter() - t
-        stats.model_calls += 1
-        stats.model_sequences += len(prefixes)
-        if lp.shape != (len(prefixes), self.constraint.vocab.size):
-            raise ValueError(
-                f"model returned log-probs of shape {lp.shape}, expected "
-                f"({len(prefixes)}, {self.constraint.vocab.size})"
-            )
-        if np.isnan(lp).any() or np.isposinf(lp).any():
-            raise ValueError("model returned NaN or +inf log-probabilities")
-        m = lp.max(axis=1, keepdims=True)
-        finite = np.isfinite(m)
-        m = np.where(finite, m, 0.0)
-        lse = m + np.log(np.exp(lp - m).sum(axis=1, keepdims=True))
-        return np.where(finite, lp - lse, -np.inf)
-
-    # -- the run
-
-    def run(self, prompt: str | Sequence[int] | None = None) -> SMCResult:
-        """Run SMC to completion and return the particles, posterior and ``log_ml``."""
-        stats = SMCStats()
-        self._holder[0] = stats
-        t_start = time.perf_counter()
-        if prompt is None:
-            prompt_ids: list[int] = []
-        elif isinstance(prompt, str):
-            prompt_ids = list(self.model.prompt_ids(prompt))
+        s = res.stats
+        stats = SamplerStats(steps=s.steps, tokens=s.tokens, model_calls=s.model_calls,
+                             model_seconds=s.model_seconds, constraint_seconds=s.constraint_seconds,
+                             constraint_checks=s.constraint_calls, masks=s.masks)
+        w = res.weights
+        if w.sum() > 0:
+            j = int(resample_indices(w, 1, self.rng, "multinomial")[0])
+            p = res.particles[j]
+            ids = list(p.token_ids) + ([p.eos] if p.eos is not None else [])
+            status = Status.COMPLETE
         else:
-            prompt_ids = [int(t) for t in prompt]
-
-        n = self.n_particles
-        c = self._timed
-        init = c.initial()
-        tokens: list[list[int]] = [[] for _ in range(n)]
-        states = [init] * n
-        status = [RUNNING] * n
-        logw = np.zeros(n, dtype=np.float64)
-        logphi = np.zeros(n, dtype=np.float64)
-        if self.critic is not None:
-            phi0 = float(self._critic([()], stats)[0])
-            logphi[:] = phi0
-            logw[:] = phi0
-            if phi0 == -math.inf:
-                status = [DEAD] * n
-        ess_trace: list[float] = []
-        resampled_at: list[int] = []
-        step = 0
-        while True:
-            live = [i for i in range(n) if status[i] == RUNNING]
-            if not live:
-                break
-            # one batched model call; identical prefixes are sent once
-            keys: dict[tuple[int, ...], int] = {}
-            row_of = {}
-            for i in live:
-                k = tuple(tokens[i])
-                row_of[i] = keys.setdefault(k, len(keys))
-            lp = self._logprobs([prompt_ids + list(k) for k in keys], stats)
-
-            extended: list[int] = []
-            for i in live:
-                res = self.awrs.step(lp[row_of[i]], states[i], normalized=True)
-                stats.checks += res.checks
-                stats.exact_steps += res.fallback
-                stats.capped += res.capped
-                if res.token is None:
-                    status[i] = DEAD
-                    logw[i] = -math.inf
-                    stats.dead_steps += 1
-                    continue
-                stats.tokens += 1
-                logw[i] += res.log_weight
-                if res.token in self.eos_ids:
-                    status[i] = ACCEPTED
-                    logw[i] -= logphi[i]  # φ(complete string) = 1: untwist
-                    logphi[i] = 0.0
-                    continue
-                states[i] = c.advance(states[i], res.token)
-                tokens[i].append(res.token)
-                extended.append(i)
-
-            if self.critic is not None and extended:
-                new = self._critic([tuple(tokens[i]) for i in extended], stats)
-                for j, i in enumerate(extended):
-                    logw[i] += new[j] - logphi[i]
-                    logphi[i] = new[j]
-                    if new[j] == -math.inf:
-                        status[i] = DEAD
-                        logw[i] = -math.inf
-            for i in extended:
-                if status[i] == RUNNING and len(tokens[i]) >= self.max_tokens:
-                    status[i] = INCOMPLETE  # no budget left for EOS: never presented as valid
-                    logw[i] = -math.inf
-
-            ess = effective_sample_size(logw)
-            ess_trace.append(ess)
-            if ess == 0.0:
-                break  # every particle has weight 0
-            if ess < self.ess_threshold * n and any(s == RUNNING for s in status):
-                lse = _logsumexp(logw)
-                anc = resample_indices(np.exp(logw - lse), n, self.rng, self.resampling)
-                tokens = [list(tokens[a]) for a in anc]
-                states = [states[a] for a in anc]
-                status = [status[a] for a in anc]
-                logphi = logphi[anc].copy()
-                logw = np.full(n, lse - math.log(n))  # the mean weight: Σw and log_ml preserved
-                resampled_at.append(step)
-                stats.resamples += 1
-            step += 1
-        stats.steps = step
-        # anything still running (only possible when every weight hit 0) is incomplete
-        status = [INCOMPLETE if s == RUNNING else s for s in status]
-        vocab = self.constraint.vocab
-        particles = [
-            Particle(
-                tuple(tokens[i]),
-                vocab.decode(tokens[i]),
-                float(logw[i]) if status[i] == ACCEPTED else -math.inf,
-                status[i],
-            )
-            for i in range(n)
-        ]
-        log_ml = _logsumexp(np.array([p.log_weight for p in particles])) - math.log(n)
-        stats.total_seconds = time.perf_counter() - t_start
-        return SMCResult(particles, log_ml, ess_trace, resampled_at, stats)
-
-    __call__ = run
+            incomplete = [p for p in res.particles if p.status == INCOMPLETE]
+            status = Status.INCOMPLETE if incomplete else Status.DEAD
+            p = max(incomplete or res.particles, key=lambda q: len(q.token_ids))
+            ids = list(p.token_ids)
+        gen = finish(constraint, ids, status, p.logprob, stats)
+        gen.details = res
+        return gen
