@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PIP) install -q -c constraints.txt -e ".[bench]"
 	$(PIP) install -q --no-deps xgrammar
 	$(VENV)/bin/python bench/masks.py
+	$(VENV)/bin/python bench/generation.py
 
 clean:
 	rm -rf $(VENV)
