@@ -151,6 +151,9 @@ class DFAConstraint(Constraint):
         return self._next(state, token_id) >= 0
 
     def advance(self, state: int, token_id: int) -> int:
+        nxt = self._steps.get((state, token_id))  # the common case, inlined: a memoised step
+        if nxt is not None and nxt >= 0:
+            return nxt
         if token_id in self._eos_set:
             if self.is_accepting(state):
                 return state
