@@ -38,9 +38,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import tether  # noqa: E402
+import tether
 
 TASKS = {
     "json": (

@@ -50,8 +50,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 TOKENIZER = REPO.parent / "shared" / "data" / "tokenizers" / "llama-bpe" / "tokenizer.json.gz"
 
-sys.path.insert(0, str(REPO))
-import tether  # noqa: E402
+import tether
 from tether.automata.bitmask import unpack_bitmask  # noqa: E402
 
 perf = time.perf_counter_ns

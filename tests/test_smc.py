@@ -294,9 +294,8 @@ def test_runs_are_reproducible_with_a_seed(toy):
     assert a.particles == b.particles and a.log_ml == b.log_ml
 
 
-def test_all_dead_and_critic_minus_inf(toy):
-    lm, c, *_ = toy
-    # a language the toy cannot finish: "c" first is never allowed by DELTA, so nothing is allowed
+def _dead_end_case():
+    """A language the toy cannot finish ("c" first, which the model never emits): nothing is allowed."""
     dead = ToyConstraint(VOCAB, delta={(0, ord("c")): 1}, accept={1})
 
     class NoC(ToyLM):
@@ -305,6 +304,12 @@ def test_all_dead_and_critic_minus_inf(toy):
             lp[2] = -np.inf
             return lp - np.logaddexp.reduce(lp[np.isfinite(lp)])
 
+    return dead, NoC
+
+
+def test_all_dead_and_critic_minus_inf(toy):
+    lm, c, *_ = toy
+    dead, NoC = _dead_end_case()
     res = SMC(4, seed=0).sample(NoC(), [], dead, MAX_LEN + 1)
     assert res.log_ml == -math.inf and res.posterior == {} and res.best() is None
     assert all(p.status == "dead" for p in res.particles)
@@ -414,14 +419,7 @@ def test_generate_statuses_when_no_particle_is_accepted(toy):
     g = tether.generate(lm, "", c, sampler=SMC(4, seed=0), max_tokens=1)  # no room for a token and EOS
     assert g.status is Status.INCOMPLETE and g.value is None and not g.ok
     assert len(g.token_ids) == 1 and g.details.log_ml == -math.inf
-    dead = ToyConstraint(VOCAB, delta={(0, ord("c")): 1}, accept={1})
-
-    class NoC(ToyLM):
-        def logprobs_of(self, prefix):
-            lp = super().logprobs_of(prefix).copy()
-            lp[2] = -np.inf
-            return lp - np.logaddexp.reduce(lp[np.isfinite(lp)])
-
+    dead, NoC = _dead_end_case()
     g = tether.generate(NoC(), "", dead, sampler=SMC(4, seed=0), max_tokens=MAX_LEN + 1)
     assert g.status is Status.DEAD and g.value is None and g.text == "" and g.token_ids == []
 

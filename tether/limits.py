@@ -16,7 +16,7 @@ class Limits:
     """Bounds that turn a pathological constraint into a `ConstraintTooLarge` error.
 
     max_nfa_states: character-level automaton states built from a regex.
-    max_dfa_states: byte-level DFA states after determinisation (before minimising).
+    max_dfa_states: DFA states built before minimising (character DFA, then byte DFA).
     mask_cache_bytes: memory the per-state mask cache of one compiled constraint may hold.
     """
 
