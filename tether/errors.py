@@ -1,61 +1,145 @@
 """The typed errors tether raises.
 
 Every error names what went wrong and where, so a caller can catch the family
-(`TetherError`) or a precise kind.
+(`TetherError`), the kind of input at fault (`SpecError` for a regex, grammar or
+schema; `VocabularyError`), or a precise kind.
 
     >>> try: tether.regex(r"(a)\\1")
-    ... except tether.UnsupportedPattern as e: print(e.construct, e.position)
+    ... except tether.UnsupportedPattern as e: print(e.construct, e.location.offset)
     backreference 3
+
+Errors about a user's specification carry a `Location`: a character offset for a
+regex, a rule with line and column for a grammar, a JSON pointer for a schema.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
+    "Location",
     "TetherError",
+    "SpecError",
     "InvalidPattern",
     "UnsupportedPattern",
+    "EmptyLanguage",
     "ConstraintTooLarge",
     "TokenRejected",
+    "InvalidState",
     "VocabularyError",
+    "VocabularyMismatch",
 ]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in the user's input a problem is; every field is optional.
+
+    offset: 0-based character offset into the source text (a regex position).
+    line, column: 1-based, for multi-line sources (grammars).
+    rule: the grammar rule or terminal being compiled.
+    pointer: a JSON pointer into a schema (``/properties/age``).
+    """
+
+    offset: int | None = None
+    line: int | None = None
+    column: int | None = None
+    rule: str | None = None
+    pointer: str | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.pointer is not None:
+            parts.append(f"at {self.pointer or '/'}")
+        if self.rule is not None:
+            parts.append(f"in rule {self.rule!r}")
+        if self.line is not None:
+            parts.append(f"line {self.line}" + (f", column {self.column}" if self.column is not None else ""))
+        if self.offset is not None and self.line is None:
+            parts.append(f"at position {self.offset}")
+        return " ".join(parts)
 
 
 class TetherError(Exception):
     """Base class of every error tether raises on purpose."""
 
 
-class InvalidPattern(TetherError, ValueError):
+class SpecError(TetherError, ValueError):
+    """A constraint specification (regex, grammar, schema, SQL) that cannot be compiled as written.
+
+    `source` is the text (or a short description) of the specification, `location`
+    where in it the problem is, `reason` what the problem is.
+    """
+
+    def __init__(self, reason: str, *, source: str | None = None, location: Location | None = None):
+        self.reason = reason
+        self.source = source
+        self.location = location or Location()
+        where = str(self.location)
+        text = f"{self.describe()}{' ' + where if where else ''}: {reason}"
+        if source is not None:
+            shown = source if len(source) <= 200 else source[:200] + f"... ({len(source):,} characters)"
+            text += f" in {shown!r}"
+        super().__init__(text)
+
+    def describe(self) -> str:
+        return "invalid specification"
+
+
+class InvalidPattern(SpecError):
     """A regex that does not parse (as Python's `re` would also refuse it)."""
 
     def __init__(self, pattern: str, position: int | None, reason: str):
         self.pattern = pattern
         self.position = position
-        self.reason = reason
-        where = f" at position {position}" if position is not None else ""
-        super().__init__(f"invalid regex{where}: {reason} in {pattern!r}")
+        super().__init__(reason, source=pattern, location=Location(offset=position))
+
+    def describe(self) -> str:
+        return "invalid regex"
 
 
-class UnsupportedPattern(TetherError, ValueError):
+class UnsupportedPattern(SpecError):
     """A valid regex that uses a construct outside the regular subset (backreference, lookaround, ...)."""
 
     def __init__(self, pattern: str, position: int, construct: str):
         self.pattern = pattern
         self.position = position
         self.construct = construct
-        super().__init__(
-            f"unsupported regex construct: {construct} at position {position} in {pattern!r} "
-            f"(only regular constructs can be compiled to an automaton)"
-        )
+        super().__init__(f"{construct} (only regular constructs can be compiled to an automaton)",
+                         source=pattern, location=Location(offset=position))
+
+    def describe(self) -> str:
+        return "unsupported regex construct"
+
+
+class EmptyLanguage(SpecError):
+    """A specification that matches no string at all, so nothing could ever be generated."""
+
+    def describe(self) -> str:
+        return "empty language"
 
 
 class ConstraintTooLarge(TetherError):
-    """Compiling would exceed a resource limit (see `tether.Limits`)."""
+    """Compiling or running a constraint would exceed a resource limit (see `tether.Limits`).
 
-    def __init__(self, what: str, size: int, limit: int, hint: str = "raise the limit in tether.Limits"):
-        self.what = what
+    `stage` names the step that stopped (parsing, building automaton states, ...),
+    `size` the figure it reached and `limit` the bound, both in `unit`.
+    """
+
+    def __init__(self, stage: str, size: float, limit: float, *, unit: str = "",
+                 limit_name: str | None = None, hint: str | None = None):
+        self.stage = stage
         self.size = size
         self.limit = limit
-        super().__init__(f"{what}: {size:,} exceeds the limit of {limit:,} ({hint})")
+        self.unit = unit
+        self.limit_name = limit_name
+        u = f" {unit}" if unit else ""
+        advice = hint or (f"raise tether.Limits({limit_name}=...)" if limit_name else "raise the limit in tether.Limits")
+        super().__init__(f"{stage}: {_figure(size)}{u} exceeds the limit of {_figure(limit)}{u} ({advice})")
+
+
+def _figure(x: float) -> str:
+    return f"{x:,.2f}" if isinstance(x, float) else f"{x:,}"
 
 
 class TokenRejected(TetherError, ValueError):
@@ -68,5 +152,13 @@ class TokenRejected(TetherError, ValueError):
         super().__init__(f"token {token_id} ({token!r}) is not allowed in state {state!r}")
 
 
+class InvalidState(TetherError, ValueError):
+    """A value passed as a state that no `initial`/`advance` of this constraint produced."""
+
+
 class VocabularyError(TetherError, ValueError):
     """A vocabulary that cannot be read, or one that does not fit the model or constraint it meets."""
+
+
+class VocabularyMismatch(VocabularyError):
+    """A constraint compiled for one vocabulary met a model (or another constraint) with a different one."""

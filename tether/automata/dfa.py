@@ -24,6 +24,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 __all__ = ["ByteDFA"]
 
 DEAD = -1
+_MAX_STATES = 100_000  # interim, until the lazy automaton lands
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,8 @@ class _NFA:
         self.edges: list[list[tuple[tuple[tuple[int, int], ...], int]]] = []
 
     def new(self) -> int:
-        if len(self.eps) >= self.limits.max_nfa_states:
-            raise ConstraintTooLarge("regex automaton states (NFA)", len(self.eps) + 1, self.limits.max_nfa_states,
-                                     "large counted repetitions such as {m,n} multiply states; "
-                                     "raise Limits.max_nfa_states")
+        if len(self.eps) >= _MAX_STATES:
+            raise ConstraintTooLarge("regex automaton states (NFA)", len(self.eps) + 1, _MAX_STATES)
         self.eps.append([])
         self.edges.append([])
         return len(self.eps) - 1
@@ -193,9 +192,8 @@ def _determinise(nfa: _NFA, start: int, end: int, limits: Limits) -> tuple[CharD
             key = closure(active)
             t = ids.get(key)
             if t is None:
-                if len(order) >= limits.max_dfa_states:
-                    raise ConstraintTooLarge("regex automaton states (character DFA)", len(order) + 1,
-                                             limits.max_dfa_states)
+                if len(order) >= _MAX_STATES:
+                    raise ConstraintTooLarge("regex automaton states (character DFA)", len(order) + 1, _MAX_STATES)
                 t = ids[key] = len(order)
                 order.append(key)
             if row and row[-1][2] == t and row[-1][1] == p - 1:
@@ -248,8 +246,8 @@ def _utf8_expand(dfa: CharDFA, accepting: list[bool], limits: Limits) -> tuple[n
     memo: dict[tuple, int] = {}
 
     def new_state() -> int:
-        if len(rows) >= limits.max_dfa_states:
-            raise ConstraintTooLarge("regex automaton states (byte DFA)", len(rows) + 1, limits.max_dfa_states)
+        if len(rows) >= _MAX_STATES:
+            raise ConstraintTooLarge("regex automaton states (byte DFA)", len(rows) + 1, _MAX_STATES)
         rows.append({})
         return len(rows) - 1
 

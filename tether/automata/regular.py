@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from ..errors import InvalidPattern
+from ..errors import EmptyLanguage
 from ..limits import DEFAULT_LIMITS, Limits
 from ..vocab import Vocabulary
 from .dfa import ByteDFA
@@ -35,7 +35,7 @@ class Regex:
         self.limits = limits or DEFAULT_LIMITS
         self.dfa = ByteDFA.from_regex(pattern, flags, self.limits)
         if self.dfa.is_empty:
-            raise InvalidPattern(pattern, None, "the pattern matches no string, so nothing could be generated")
+            raise EmptyLanguage("the pattern matches no string, so nothing could be generated", source=pattern)
 
     def __repr__(self) -> str:
         return f"tether.regex({self.pattern!r})"

@@ -19,7 +19,7 @@ from typing import Union
 
 from ..errors import InvalidPattern, UnsupportedPattern
 
-__all__ = ["Chars", "Concat", "Alternation", "Repeat", "RegexNode", "parse_regex", "MAX_CODEPOINT"]
+__all__ = ["Chars", "Concat", "Alternation", "Repeat", "Assert", "RegexNode", "parse_regex", "MAX_CODEPOINT"]
 
 MAX_CODEPOINT = 0x10FFFF
 Intervals = tuple[tuple[int, int], ...]  # sorted, disjoint, non-adjacent, inclusive (lo, hi)
@@ -49,7 +49,24 @@ class Repeat:
     max: int | None  # None = unbounded
 
 
-RegexNode = Union[Chars, Concat, Alternation, Repeat]
+@dataclass(frozen=True)
+class Assert:
+    """A zero-width assertion about the position, as `re` defines it on `str`.
+
+    kind:
+      "start"      `\A`, and `^` without MULTILINE: the start of the text.
+      "line_start" `^` with MULTILINE: the start of the text or just after a newline.
+      "end"        `\Z`: the end of the text.
+      "end_or_final_newline"  `$` without MULTILINE: the end, or just before a newline that ends the text.
+      "line_end"   `$` with MULTILINE: the end of the text or just before a newline.
+    """
+
+    kind: str
+
+
+ASSERT_KINDS = ("start", "line_start", "end", "end_or_final_newline", "line_end")
+
+RegexNode = Union[Chars, Concat, Alternation, Repeat, Assert]
 EMPTY = Concat(())
 
 
