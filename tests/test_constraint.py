@@ -38,19 +38,28 @@ PATTERNS = [
 
 
 def _live_witness(dfa, state: int) -> bytes | None:
-    """The shortest byte string leading from `state` to acceptance (BFS), or None."""
-    inverse = {int(c): b for b, c in reversed(list(enumerate(dfa.byte_class)))}
+    """The shortest byte string leading from automaton state `state` to acceptance (BFS), or None."""
     seen = {state: b""}
     queue = deque([state])
     while queue:
         s = queue.popleft()
-        if dfa.accepting[s]:
+        if dfa.accepting(s):
             return seen[s]
-        for c, t in enumerate(dfa.transitions[s]):
-            if t >= 0 and int(t) not in seen and c in inverse:
-                seen[int(t)] = seen[s] + bytes([inverse[c]])
-                queue.append(int(t))
+        for b, t in enumerate(dfa.row(s).tolist()):
+            if t >= 0 and t not in seen:
+                seen[t] = seen[s] + bytes([b])
+                queue.append(t)
     return None
+
+
+def _all_states(dfa) -> list[int]:
+    """Every state of a finite automaton, building each row."""
+    seen, stack = {dfa.initial}, [dfa.initial]
+    while stack:
+        for t in set(dfa.row(stack.pop()).tolist()) - seen - {-1}:
+            seen.add(t)
+            stack.append(t)
+    return sorted(seen)
 
 
 def _check_state(c, vocab, state, rng, full: bool):
@@ -80,7 +89,7 @@ def test_random_walks_are_sound_and_never_dead_end(vocab_name, data):
     for step in range(data.draw(st.integers(1, 25), label="steps")):
         mask = _check_state(c, vocab, state, rng, full=step == 0)
         assert mask.any(), f"dead end after {vocab.decode(ids)!r}"
-        witness = _live_witness(c.dfa, state)
+        witness = _live_witness(c.dfa, c._id(state))
         assert witness is not None, "a reachable state that cannot reach acceptance"
         vocab.encode_greedy(witness)  # the vocabulary can spell a way out
         allowed = np.flatnonzero(mask)
@@ -119,18 +128,34 @@ def test_greedy_tokenization_of_members_is_accepted(vocab_name, data):
 def test_kernel_matches_its_naive_loop():
     vocab = real_vocab("llama-spm")
     dfa = tether.regex(r"[a-f0-9 ]{0,6}(xyz)?").dfa
+    states = _all_states(dfa)
+    assert len(states) > 5
     trie = vocab.trie
-    for state in range(dfa.n_states):
+    for state in states:
         fast = np.zeros((vocab.size + 31) // 32, np.uint32)
         slow = np.zeros_like(fast)
-        stack = np.empty(trie.max_depth + 1, np.int32)
-        args = (dfa.transitions, dfa.byte_class, np.int32(state), trie.byte, trie.depth, trie.skip,
-                trie.tok_start, trie.tok_ids, stack)
-        _trie_mask_kernel(*args, fast)
-        _trie_mask_kernel.py_func(*args, slow)
+        for out, kernel in ((fast, _trie_mask_kernel), (slow, _trie_mask_kernel.py_func)):
+            stack = np.empty(trie.max_depth + 1, np.int32)
+            stack[0] = state
+            done = kernel(dfa.table, trie.byte, trie.depth, trie.skip, trie.tok_start, trie.tok_ids, stack, out, 1)
+            assert done == trie.n_nodes  # every row was built, so the walk never stopped
         naive = np.array([bool(data) and dfa.step(state, data) >= 0 for data in vocab], dtype=bool)
         assert (fast == slow).all()
         assert (unpack_bitmask(fast.view(np.int32), vocab.size) == naive).all()
+
+
+def test_mask_walk_resumes_where_rows_are_missing():
+    """A fresh automaton: the kernel stops at each unbuilt row and the wrapper resumes it."""
+    vocab = real_vocab("gpt-2")
+    pattern = r"[a-z]{2,9}(-[0-9]{1,3})?"
+    lazy = tether.regex(pattern).dfa
+    full = tether.regex(pattern).dfa
+    _all_states(full)
+    words_lazy = np.zeros((vocab.size + 31) // 32, np.uint32)
+    words_full = np.zeros_like(words_lazy)
+    tether.automata.index.fill_trie_mask(lazy, vocab, lazy.initial, words_lazy)
+    tether.automata.index.fill_trie_mask(full, vocab, full.initial, words_full)
+    assert (words_lazy == words_full).all() and words_lazy.any()
 
 
 def test_padding_ids_are_never_allowed():
@@ -207,11 +232,16 @@ def test_compiled_constraint_is_shared_across_threads():
     from concurrent.futures import ThreadPoolExecutor
 
     vocab = real_vocab("llama-bpe")
-    c = tether.regex(r'"[^"]{0,8}"').compile(vocab)
-    states = [c.initial()]
-    for ch in '"abcdefgh':
-        states.append(c.advance(states[-1], vocab.encode_greedy(ch)[0]))
-    serial = [pack_mask(tether.regex(r'"[^"]{0,8}"').compile(vocab).mask(s)) for s in states]
+
+    def path(c):
+        states = [c.initial()]
+        for ch in '"abcdefgh':
+            states.append(c.advance(states[-1], vocab.encode_greedy(ch)[0]))
+        return states
+
+    reference = tether.regex(r'"[^"]{0,8}"').compile(vocab)
+    serial = [pack_mask(reference.mask(s)) for s in path(reference)]
+    c = tether.regex(r'"[^"]{0,8}"').compile(vocab)  # fresh: the threads build its rows and masks
     with ThreadPoolExecutor(4) as pool:
-        parallel = list(pool.map(lambda s: pack_mask(c.mask(s)), states * 3))
+        parallel = list(pool.map(lambda s: pack_mask(c.mask(s)), path(c) * 3))
     assert all((a == b).all() for a, b in zip(parallel, serial * 3))

@@ -1,8 +1,10 @@
-"""A byte DFA bound to a vocabulary: token masks, lazily computed per state and cached.
+"""A lazy byte DFA bound to a vocabulary: token masks, computed per state on first use and cached.
 
 The mask of a state walks the vocabulary's token trie over the DFA in a numba
-kernel; a dead byte skips its whole subtree. Nothing is precomputed for all
-states, so compiling is instant and memory grows only with the states visited.
+kernel; a dead byte skips its whole subtree. Where the walk meets a state whose
+row is not built yet, the kernel returns, the row is built (`LazyDFA.expand`)
+and the walk resumes where it stopped. Nothing is precomputed for all states:
+compiling is instant and memory grows only with the states visited.
 
     >>> c = tether.regex(r"[0-9]+").compile(vocab)
     >>> c.mask(c.initial())[vocab.encode_greedy("7")[0]]
@@ -11,82 +13,135 @@ states, so compiling is instant and memory grows only with the states visited.
 
 from __future__ import annotations
 
+import operator
 import threading
 from typing import Any, Callable
 
 import numba
 import numpy as np
 
-from ..errors import TokenRejected
-from ..limits import DEFAULT_LIMITS, Limits
+from ..errors import InvalidState, TokenRejected, VocabularyError
+from ..limits import DEFAULT_LIMITS, Deadline, Limits
 from ..vocab import Vocabulary
 from .bitmask import bitmask_words
 from .constraint import Constraint
-from .dfa import DEAD, ByteDFA
+from .dfa import DEAD, UNEXPANDED, LazyDFA
 
-__all__ = ["DFAConstraint", "fill_trie_mask"]
+__all__ = ["DFAConstraint", "fill_trie_mask", "walk", "as_token_id"]
+
+_STEP_BYTES = 128  # a (state, token) -> state dict entry, keys and value included
 
 
 @numba.njit(cache=True, nogil=True)
-def _trie_mask_kernel(transitions, byte_class, state, trie_byte, trie_depth, trie_skip,
-                      tok_start, tok_ids, stack, out):  # pragma: no cover - compiled
-    """Set bit t of `out` for every token t whose bytes lead from `state` to a live state.
+def _trie_mask_kernel(table, trie_byte, trie_depth, trie_skip, tok_start, tok_ids, stack, out,
+                      i):  # pragma: no cover - compiled
+    """Set bit t of `out` for every token t whose bytes lead from `stack[0]` to a live state.
 
-    The naive loop it implements (and that the tests compare against):
+    Starts at trie node `i` (1 for a fresh walk; `stack` holds the states along the
+    path above it). Returns the number of trie nodes when done, or the node at
+    which it met a row that is not built yet: build row `stack[depth[i] - 1]`, then
+    call again with the same `i`. The naive loop it implements:
         for t, data in enumerate(tokens):
             s = state
-            for b in data: s = transitions[s, byte_class[b]] if s >= 0 else -1
+            for b in data: s = table[s, b] if s >= 0 else -1
             if data and s >= 0: set bit t
     """
-    out[:] = 0
-    stack[0] = state
     n = trie_byte.shape[0]
-    i = 1
+    rows = table.shape[0]
     while i < n:
         d = trie_depth[i]
-        s = transitions[stack[d - 1], byte_class[trie_byte[i]]]
+        s = table[stack[d - 1], trie_byte[i]]
         if s < 0:
+            if s == -2:
+                return i
             i = trie_skip[i]
             continue
+        if s >= rows:  # a state added after this table was grown: the caller passes the new one
+            return i
         stack[d] = s
         for j in range(tok_start[i], tok_start[i + 1]):
             t = tok_ids[j]
             out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
         i += 1
+    return n
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk_kernel(transitions, byte_class, state, data):  # pragma: no cover - compiled
-    """The state after `data` from `state`, or -1."""
-    for b in data:
-        state = transitions[state, byte_class[b]]
-        if state < 0:
-            return -1
-    return state
+def _walk_kernel(table, state, data, pos):  # pragma: no cover - compiled
+    """Follow data[pos:] from `state`: (state, len(data)) when done, (-1, pos) when a byte is
+    dead, or (state, pos) when row `state` must be built first."""
+    rows = table.shape[0]
+    while pos < data.shape[0]:
+        s = table[state, data[pos]]
+        if s == -2:
+            return state, pos
+        if s == -1:
+            return -1, pos
+        if s >= rows:
+            return state, pos
+        state = s
+        pos += 1
+    return state, pos
 
 
-def fill_trie_mask(dfa: ByteDFA, vocab: Vocabulary, state: int, out: np.ndarray) -> None:
+def walk(dfa: LazyDFA, state: int, data: bytes, deadline: Deadline | None = None) -> int:
+    """The DFA state after `data` from `state`, or DEAD; builds the rows it needs."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    pos = 0
+    while True:
+        state, pos = _walk_kernel(dfa.table, np.int32(state), arr, np.int64(pos))
+        if state < 0 or pos == len(arr):
+            return int(state)
+        deadline = deadline or dfa.limits.deadline("building automaton states for a token")
+        dfa.expand(int(state), deadline)
+
+
+def fill_trie_mask(dfa: LazyDFA, vocab: Vocabulary, state: int, out: np.ndarray) -> None:
     """Public wrapper of the mask kernel: checks arrays, then fills `out` (uint32 words)."""
     if out.dtype != np.uint32 or out.ndim != 1 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a contiguous 1-D uint32 array, got {out.dtype} {out.shape}")
     if out.shape[0] != bitmask_words(vocab.size):
         raise ValueError(f"out has {out.shape[0]} words, vocabulary of {vocab.size} needs {bitmask_words(vocab.size)}")
     if not 0 <= state < dfa.n_states:
-        raise ValueError(f"state {state} is not a state of this DFA ({dfa.n_states} states)")
+        raise InvalidState(f"state {state} is not a state of this DFA ({dfa.n_states} states)")
     trie = vocab.trie
     stack = np.empty(trie.max_depth + 1, dtype=np.int32)
-    _trie_mask_kernel(dfa.transitions, dfa.byte_class, np.int32(state), trie.byte, trie.depth, trie.skip,
-                      trie.tok_start, trie.tok_ids, stack, out)
+    stack[0] = state
+    out[:] = 0
+    i = 1
+    deadline = None
+    while True:
+        i = _trie_mask_kernel(dfa.table, trie.byte, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
+                              stack, out, np.int64(i))
+        if i >= trie.n_nodes:
+            return
+        deadline = deadline or dfa.limits.deadline("building automaton states for a mask")
+        dfa.expand(int(stack[trie.depth[i] - 1]), deadline)
+
+
+def as_token_id(token: Any) -> int:
+    """A token id as a Python int: ints and numpy/torch integer scalars; anything else is a TypeError."""
+    if type(token) is int:
+        return token
+    if isinstance(token, bool):
+        raise TypeError(f"a token id must be an integer, got the bool {token!r}")
+    try:
+        return operator.index(token)
+    except TypeError:
+        raise TypeError(f"a token id must be an integer, got {type(token).__name__} {token!r}") from None
 
 
 class DFAConstraint(Constraint):
-    """A regular constraint over one vocabulary; states are DFA state ids (ints).
+    """A regular constraint over one vocabulary.
 
-    Thread-safe: the mask cache is guarded by a lock; the step memo is a dict
-    whose reads and writes are atomic, and everything else is read-only.
+    States are ints that carry a tag of their automaton, so a state from another
+    constraint is an `InvalidState`, not a silent wrong answer. Thread-safe: the
+    caches are dicts whose reads and writes are atomic, the automaton builds rows
+    under its lock, and everything else is read-only. Picklable (the caches are
+    left behind and refill on use).
     """
 
-    def __init__(self, dfa: ByteDFA, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *, source: str = "",
+    def __init__(self, dfa: LazyDFA, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *, source: str = "",
                  parse: Callable[[str], Any] | None = None):
         if dfa.is_empty:
             raise ValueError("cannot compile an empty language")
@@ -95,57 +150,77 @@ class DFAConstraint(Constraint):
         self.limits = limits
         self.source = source
         self._parse = parse
+        self._tag = (id(dfa) & 0xFFFFF) + 1
+        self._setup()
+
+    def _setup(self) -> None:
+        vocab = self.vocab
         self._eos = tuple(vocab.eos_ids)
         self._eos_set = frozenset(self._eos)
         self._words = bitmask_words(vocab.size)
         self._cache: dict[int, np.ndarray] = {}
-        self._cache_limit = max(1, limits.mask_cache_bytes // (self._words * 4))
+        # The cache budget: 7/8 for masks, 1/8 for (state, token) steps.
+        self._cache_limit = max(1, self.limits.mask_cache_bytes * 7 // 8 // (self._words * 4))
+        self._steps_limit = max(1024, self.limits.mask_cache_bytes // 8 // _STEP_BYTES)
         self._lock = threading.Lock()
-        self._accepting = dfa.accepting.tolist()
-        self._finished = (dfa.accepting & (dfa.transitions < 0).all(axis=1)).tolist()
-        # (state, token) -> next state: token walks repeat across sequences and AWRS checks,
-        # and a dict hit is ~20x cheaper than a kernel call.
+        # (state, token) -> next state (DEAD if not allowed): token walks repeat across
+        # sequences and AWRS checks, and a dict hit is ~20x cheaper than a kernel call.
         self._steps: dict[tuple[int, int], int] = {}
-        self._steps_limit = 1 << 20
         self.mask_computations = 0
 
+    def __getstate__(self) -> dict:
+        return {"dfa": self.dfa, "vocab": self.vocab, "limits": self.limits, "source": self.source,
+                "_parse": self._parse, "_tag": self._tag}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
     def __repr__(self) -> str:
-        return f"DFAConstraint({self.source!r}, states={self.dfa.n_states}, vocab={self.vocab.size})"
+        return f"DFAConstraint({self.source!r}, states built={self.dfa.n_states}, vocab={self.vocab.size})"
 
     def parse(self, text: str) -> Any:
         return self._parse(text) if self._parse is not None else text
 
+    # -- states: the automaton's state id in the low 32 bits, this automaton's tag above
+
+    def _state(self, s: int) -> int:
+        return (self._tag << 32) | s
+
+    def _id(self, state: Any) -> int:
+        if type(state) is not int or state >> 32 != self._tag or not 0 <= (state & 0xFFFFFFFF) < self.dfa.n_states:
+            raise InvalidState(f"{state!r} is not a state of {self!r}: states come from its initial() and advance()")
+        return state & 0xFFFFFFFF
+
     def initial(self) -> int:
-        return self.dfa.initial
+        return self._state(self.dfa.initial)
 
     def is_accepting(self, state: int) -> bool:
-        return self._accepting[state]
+        return self.dfa.accepting(self._id(state))
 
     def is_finished(self, state: int) -> bool:
-        return self._finished[state]
+        return self.dfa.is_finished(self._id(state))
+
+    # -- one token
 
     def _next(self, state: int, token_id: int) -> int:
-        """The state after a non-EOS token, or -1 if it is not allowed."""
+        """The state after a non-EOS token, or DEAD if it is not allowed."""
         key = (state, token_id)
         nxt = self._steps.get(key)
         if nxt is not None:
             return nxt
         if not 0 <= token_id < self.vocab.size:
-            raise IndexError(f"token id {token_id} outside the vocabulary of {self.vocab.size}")
-        if not 0 <= state < self.dfa.n_states:
-            raise ValueError(f"{state!r} is not a state of {self!r}")
+            raise VocabularyError(f"token id {token_id} is outside the vocabulary of {self.vocab.size:,} ids")
         data = self.vocab[token_id]
-        if data:
-            nxt = int(_walk_kernel(self.dfa.transitions, self.dfa.byte_class, np.int32(state),
-                                   np.frombuffer(data, dtype=np.uint8)))
-        else:
-            nxt = DEAD
+        s = walk(self.dfa, self._id(state), data) if data else DEAD
+        nxt = DEAD if s < 0 else self._state(s)
         if len(self._steps) >= self._steps_limit:
             self._steps.clear()
         self._steps[key] = nxt
         return nxt
 
     def allows(self, state: int, token_id: int) -> bool:
+        token_id = token_id if type(token_id) is int else as_token_id(token_id)
         if token_id in self._eos_set:
             return self.is_accepting(state)
         return self._next(state, token_id) >= 0
@@ -154,6 +229,7 @@ class DFAConstraint(Constraint):
         nxt = self._steps.get((state, token_id))  # the common case, inlined: a memoised step
         if nxt is not None and nxt >= 0:
             return nxt
+        token_id = token_id if type(token_id) is int else as_token_id(token_id)
         if token_id in self._eos_set:
             if self.is_accepting(state):
                 return state
@@ -163,11 +239,14 @@ class DFAConstraint(Constraint):
             raise TokenRejected(state, token_id, self.vocab[token_id])
         return nxt
 
+    # -- masks
+
     def _words_for(self, state: int) -> np.ndarray:
         """The packed mask of `state` as int32 words, computed by the kernel and cached."""
+        s = self._id(state)
         words = np.empty(self._words, dtype=np.uint32)
-        fill_trie_mask(self.dfa, self.vocab, state, words)
-        if self.dfa.accepting[state]:
+        fill_trie_mask(self.dfa, self.vocab, s, words)
+        if self.dfa.accepting(s):
             for t in self._eos:
                 words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
         words = words.view(np.int32)
@@ -178,10 +257,24 @@ class DFAConstraint(Constraint):
                 del self._cache[next(iter(self._cache))]
         return words
 
-    def fill_bitmask(self, state: int, row: np.ndarray) -> None:
+    def fill_bitmask(self, state: int, row: Any) -> None:
         words = self._cache.get(state)  # the hot path: a lock-free dict read and one copy
         if words is None:
             words = self._words_for(state)
-        if row.shape != words.shape or row.dtype is not words.dtype:
-            raise ValueError(f"bitmask row must be int32[{self._words}], got {row.dtype}{list(row.shape)}")
-        row[...] = words
+        if type(row) is np.ndarray and row.dtype == np.int32 and row.shape == words.shape:
+            row[...] = words
+            return
+        _copy_into(row, words)
+
+
+
+def _copy_into(row: Any, words: np.ndarray) -> None:
+    """Copy a mask into a bitmask row that is not a plain int32 numpy row: a torch int32 tensor."""
+    shape = tuple(getattr(row, "shape", ()))
+    dtype = str(getattr(row, "dtype", type(row).__name__))
+    if type(row).__module__.startswith("torch") and dtype == "torch.int32" and shape == words.shape:
+        import torch
+
+        row.copy_(torch.from_numpy(words))
+        return
+    raise ValueError(f"bitmask row must be int32[{words.shape[0]}] (numpy or torch), got {dtype}{list(shape)}")

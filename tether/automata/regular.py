@@ -1,30 +1,34 @@
-"""Regular constraints: a pattern compiled once to a byte DFA, then bound to any vocabulary.
+"""Regular constraints: a pattern compiled once to a lazy byte DFA, then bound to any vocabulary.
 
     >>> date = tether.regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-    >>> c = date.compile(vocab)   # cheap: masks are computed lazily per state
+    >>> c = date.compile(vocab)   # cheap, and cached per vocabulary: masks are computed lazily per state
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from typing import Any, Callable
 
 from ..errors import EmptyLanguage
 from ..limits import DEFAULT_LIMITS, Limits
 from ..vocab import Vocabulary
-from .dfa import ByteDFA
+from .dfa import LazyDFA
 from .index import DFAConstraint
 
 __all__ = ["Regex", "regex"]
+
+_COMPILED_PER_REGEX = 8  # vocabularies whose compiled constraint a Regex keeps
 
 
 class Regex:
     """A regex constraint, independent of any tokenizer: Python `re` syntax, `re.fullmatch` semantics.
 
     Raises `InvalidPattern` for what `re` rejects, `UnsupportedPattern` for
-    non-regular constructs (backreferences, lookarounds, inner anchors, word
-    boundaries, possessive quantifiers, atomic groups), `ConstraintTooLarge`
-    past `limits`, and `InvalidPattern` for a pattern that matches no string.
+    non-regular constructs (backreferences, lookarounds, word boundaries,
+    possessive quantifiers, atomic groups), `EmptyLanguage` for a pattern that
+    matches no string, and `ConstraintTooLarge` past `limits`.
     """
 
     def __init__(self, pattern: str, *, flags: int = 0, limits: Limits | None = None,
@@ -33,22 +37,44 @@ class Regex:
         self.parse = parse
         self.flags = flags
         self.limits = limits or DEFAULT_LIMITS
-        self.dfa = ByteDFA.from_regex(pattern, flags, self.limits)
+        self.dfa = LazyDFA.from_regex(pattern, flags, self.limits)
         if self.dfa.is_empty:
             raise EmptyLanguage("the pattern matches no string, so nothing could be generated", source=pattern)
+        self._compiled: OrderedDict[str, DFAConstraint] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"tether.regex({self.pattern!r})"
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["_compiled"] = OrderedDict()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def matches(self, text: str | bytes) -> bool:
         """Whether `text` is in the language (the reference the constraint is tested against)."""
         return self.dfa.matches(text.encode() if isinstance(text, str) else text)
 
     def compile(self, vocab: Vocabulary) -> DFAConstraint:
-        """Bind to a vocabulary. Masks are computed on demand and cached per state."""
+        """Bind to a vocabulary. Masks are computed on demand and cached per state; compiling
+        again for the same vocabulary returns the same constraint, caches and all."""
         if not isinstance(vocab, Vocabulary):
             raise TypeError(f"compile() needs a tether.Vocabulary, got {type(vocab).__name__}")
-        return DFAConstraint(self.dfa, vocab, self.limits, source=self.pattern, parse=self.parse)
+        with self._lock:
+            compiled = self._compiled.get(vocab.fingerprint)
+            if compiled is None:
+                compiled = DFAConstraint(self.dfa, vocab, self.limits, source=self.pattern, parse=self.parse)
+                self._compiled[vocab.fingerprint] = compiled
+                while len(self._compiled) > _COMPILED_PER_REGEX:
+                    self._compiled.popitem(last=False)
+            else:
+                self._compiled.move_to_end(vocab.fingerprint)
+            return compiled
 
 
 def regex(pattern: str, *, flags: int | re.RegexFlag = 0, limits: Limits | None = None,

@@ -1,0 +1,469 @@
+"""Regular expressions over bytes as hash-consed terms, with Brzozowski derivatives.
+
+A regex tree (`tether.grammar.regex`) becomes a term: an int id into a `Terms`
+store whose smart constructors keep terms canonical (ε and ∅ absorbed,
+alternatives flattened, sorted and deduplicated), so that the derivative of a
+term by a byte is again a term, and equal derivatives are equal ids. A lazy DFA
+(`tether.automata.dfa`) is then just "state = term": its states are built on
+demand, one derivative per byte class, never all up front. Counted repetitions
+are never unrolled (`x{m,n}` derives to `x'·x{m-1,n-1}`), so a pattern's size,
+not its automaton's, is what compiling costs.
+
+    >>> terms = Terms()
+    >>> t = terms.from_tree(parse_regex("ab|ac"))
+    >>> terms.derive(t, ord("a"), OTHER) == terms.from_tree(parse_regex("b|c"))
+    True
+
+Characters are Unicode code point sets; derivatives read them as UTF-8, one byte
+at a time (`CHARS` by its lead byte gives a `TAIL` of continuation bytes), so
+the automaton is over bytes and never accepts ill-formed UTF-8 (no surrogates,
+no overlong forms).
+
+Zero-width assertions (`^ $ \\A \\Z`) are exact: nullability is evaluated in a
+context (what precedes the position: the start, a newline or another byte;
+what follows: the end, a newline or another byte), and `$`'s "before a final
+newline" becomes a branch that must end right after that newline.
+
+Every function here is iterative: nesting depth in a pattern never meets
+Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from ..grammar.regex import Alternation, Assert, Chars, Concat, Repeat, RegexNode
+from ..limits import Deadline
+
+__all__ = ["Terms", "EMPTY", "EPS", "START", "NEWLINE", "OTHER"]
+
+# Term kinds.
+K_EMPTY, K_EPS, K_CHARS, K_TAIL, K_CAT, K_ALT, K_REP, K_ASSERT = range(8)
+EMPTY, EPS = 0, 1
+
+# What precedes a position (`prev`) and what follows it (`next`). A context is prev * 3 + next.
+START, NEWLINE, OTHER = 0, 1, 2
+END = 0  # as a `next`: nothing follows
+ALL_CONTEXTS = 0x1FF
+
+
+def _contexts(predicate) -> int:
+    return sum(1 << (p * 3 + n) for p in range(3) for n in range(3) if predicate(p, n))
+
+
+# Nullability of each assertion, as two masks over the 9 contexts: "at least conditional"
+# and "true". Only `$` without MULTILINE is conditional: before a newline it holds only if
+# that newline ends the text.
+_ASSERT_NULLABLE = {
+    "start": (_contexts(lambda p, n: p == START),) * 2,
+    "line_start": (_contexts(lambda p, n: p in (START, NEWLINE)),) * 2,
+    "end": (_contexts(lambda p, n: n == END),) * 2,
+    "line_end": (_contexts(lambda p, n: n in (END, NEWLINE)),) * 2,
+    "end_or_final_newline": (_contexts(lambda p, n: n in (END, NEWLINE)), _contexts(lambda p, n: n == END)),
+}
+_LOOKBEHIND = {"start", "line_start"}
+_END_CONTEXTS = _contexts(lambda p, n: n == END)
+
+HAS_ASSERT, HAS_LOOKBEHIND = 1, 2
+_NEWLINE_CUTS = (1 << 10) | (1 << 11)  # a newline is its own byte class where assertions look at it
+_BASE_CUTS = 1 | (1 << 256)
+
+# UTF-8: for a lead byte, (continuation bytes, lowest and highest code point of that length).
+_UTF8 = {1: (0x80, 0x7FF), 2: (0x800, 0xFFFF), 3: (0x10000, 0x10FFFF)}
+
+
+def _lead_length(b: int) -> int:
+    """Continuation bytes after lead byte b (0 for ASCII, -1 for a byte that cannot lead)."""
+    if b < 0x80:
+        return 0
+    if 0xC2 <= b <= 0xDF:
+        return 1
+    if 0xE0 <= b <= 0xEF:
+        return 2
+    if 0xF0 <= b <= 0xF4:
+        return 3
+    return -1
+
+
+def _clip(intervals: tuple, lo: int, hi: int, shift: int) -> tuple:
+    """The part of sorted disjoint `intervals` inside [lo, hi], moved down by `shift`."""
+    if not intervals:
+        return ()
+    i = bisect_right(intervals, (lo, 1 << 62)) - 1
+    i = max(i, 0)
+    out = []
+    for a, b in intervals[i:]:
+        if a > hi:
+            break
+        if b < lo:
+            continue
+        out.append((max(a, lo) - shift, min(b, hi) - shift))
+    return tuple(out)
+
+
+def _contains(intervals: tuple, x: int) -> bool:
+    i = bisect_right(intervals, (x, 1 << 62)) - 1
+    return i >= 0 and intervals[i][0] <= x <= intervals[i][1]
+
+
+class Terms:
+    """A hash-consed store of byte-level regex terms; ids are ints, 0 is ∅ and 1 is ε.
+
+    Per term it keeps what derivatives and automata need in O(1): its kind and
+    fields, nullability in each context, the bytes that can start it, and where
+    its byte classes begin (`cuts`: bit b set iff a class starts at byte b).
+    """
+
+    def __init__(self) -> None:
+        self.kind: list[int] = []
+        self.a: list = []
+        self.b: list = []
+        self.c: list = []
+        self.null_cond: list[int] = []  # contexts where the term may match empty (maybe conditionally)
+        self.null_true: list[int] = []  # contexts where it matches empty unconditionally
+        self.first: list[int] = []  # bitmask of bytes whose derivative may be non-empty
+        self.cuts: list[int] = []
+        self.flags: list[int] = []
+        self._intern: dict[tuple, int] = {}
+        self._derivatives: dict[int, int] = {}
+        self._alt_index: dict[int, dict[int, tuple[int, ...]]] = {}
+        self._leads: dict[int, dict[int, int]] = {}
+        self._new((K_EMPTY, None, None, None), 0, 0, 0, 0, 0)
+        self._new((K_EPS, None, None, None), ALL_CONTEXTS, ALL_CONTEXTS, 0, 0, 0)
+        self._end = self.assertion("end")
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def _new(self, key: tuple, null_cond: int, null_true: int, first: int, cuts: int, flags: int) -> int:
+        t = len(self.kind)
+        self._intern[key] = t
+        kind, a, b, c = key
+        self.kind.append(kind)
+        self.a.append(a)
+        self.b.append(b)
+        self.c.append(c)
+        self.null_cond.append(null_cond)
+        self.null_true.append(null_true)
+        self.first.append(first)
+        self.cuts.append(cuts)
+        self.flags.append(flags)
+        return t
+
+    def approx_bytes(self) -> int:
+        """A rough figure of the memory the store holds (for `Limits.automaton_bytes`)."""
+        return 200 * len(self.kind) + 120 * len(self._derivatives)
+
+    # ------------------------------------------------------------------ smart constructors
+
+    def chars(self, intervals: tuple) -> int:
+        if not intervals:
+            return EMPTY
+        key = (K_CHARS, intervals, None, None)
+        t = self._intern.get(key)
+        if t is None:
+            first, cuts, leads = _chars_classes(intervals)
+            t = self._new(key, 0, 0, first, cuts, 0)
+            self._leads[t] = leads
+        return t
+
+    def tail(self, k: int, rel: tuple) -> int:
+        """k continuation bytes spelling one of the offsets `rel` (within [0, 64**k))."""
+        if not rel:
+            return EMPTY
+        key = (K_TAIL, k, rel, None)
+        t = self._intern.get(key)
+        if t is None:
+            first = cuts = 0
+            previous = None
+            size = 64 ** (k - 1)
+            for j in range(64):
+                sub = _clip(rel, j * size, (j + 1) * size - 1, j * size)
+                if sub:
+                    first |= 1 << (0x80 + j)
+                if sub != previous:
+                    cuts |= 1 << (0x80 + j)
+                    previous = sub
+            cuts |= (1 << 0xC0) | (1 << 0x80)
+            t = self._new(key, 0, 0, first, cuts, 0)
+        return t
+
+    def assertion(self, kind: str) -> int:
+        key = (K_ASSERT, kind, None, None)
+        t = self._intern.get(key)
+        if t is None:
+            cond, true = _ASSERT_NULLABLE[kind]
+            flags = HAS_ASSERT | (HAS_LOOKBEHIND if kind in _LOOKBEHIND else 0)
+            t = self._new(key, cond, true, 0, _NEWLINE_CUTS, flags)
+        return t
+
+    def cat(self, x: int, y: int) -> int:
+        if x == EMPTY or y == EMPTY:
+            return EMPTY
+        if x == EPS:
+            return y
+        if y == EPS:
+            return x
+        if x == self._end and not self.flags[y] & HAS_LOOKBEHIND:
+            # Nothing follows the end: what comes after must match empty there, or nothing matches.
+            return x if self.null_true[y] & _END_CONTEXTS == _END_CONTEXTS else EMPTY
+        key = (K_CAT, x, y, None)
+        t = self._intern.get(key)
+        if t is None:
+            nc = self.null_cond[x]
+            first = self.first[x] | (self.first[y] if nc else 0)
+            cuts = self.cuts[x] | (self.cuts[y] if nc else 0)
+            t = self._new(key, nc & self.null_cond[y], self.null_true[x] & self.null_true[y], first, cuts,
+                          self.flags[x] | self.flags[y])
+        return t
+
+    def alt(self, options) -> int:
+        flat: set[int] = set()
+        kind = self.kind
+        for o in options:
+            if kind[o] == K_ALT:
+                flat.update(self.a[o])
+            elif o != EMPTY:
+                flat.add(o)
+        if not flat:
+            return EMPTY
+        if len(flat) == 1:
+            return next(iter(flat))
+        opts = tuple(sorted(flat))
+        key = (K_ALT, opts, None, None)
+        t = self._intern.get(key)
+        if t is None:
+            nc = nt = first = cuts = flags = 0
+            for o in opts:
+                nc |= self.null_cond[o]
+                nt |= self.null_true[o]
+                first |= self.first[o]
+                cuts |= self.cuts[o]
+                flags |= self.flags[o]
+            t = self._new(key, nc, nt, first, cuts, flags)
+        return t
+
+    def rep(self, x: int, lo: int, hi: int) -> int:
+        """x{lo,hi}; hi == -1 is unbounded."""
+        if hi == 0 or x == EPS:
+            return EPS
+        if x == EMPTY:
+            return EPS if lo == 0 else EMPTY
+        if lo == 1 and hi == 1:
+            return x
+        kind = self.kind[x]
+        if kind == K_ASSERT:  # zero-width: repeating it changes nothing
+            return EPS if lo == 0 else x
+        if kind == K_REP and hi == -1 and self.c[x] == -1 and self.b[x] <= 1 and lo <= 1:
+            return self.rep(self.a[x], min(lo, self.b[x]), -1)  # (y*)* = y*, (y+)+ = y+, (y+)* = y*
+        key = (K_REP, x, lo, hi)
+        t = self._intern.get(key)
+        if t is None:
+            nc, nt = (ALL_CONTEXTS, ALL_CONTEXTS) if lo == 0 else (self.null_cond[x], self.null_true[x])
+            t = self._new(key, nc, nt, self.first[x], self.cuts[x], self.flags[x])
+        return t
+
+    # ------------------------------------------------------------------ from a regex tree
+
+    def from_tree(self, tree: RegexNode, deadline: Deadline | None = None) -> int:
+        """The term of a regex tree, built bottom-up with an explicit stack (any depth)."""
+        done: dict[int, int] = {}
+        stack: list[tuple[RegexNode, bool]] = [(tree, False)]
+        while stack:
+            node, ready = stack.pop()
+            key = id(node)
+            if key in done:
+                continue
+            if deadline is not None:
+                deadline.check()
+            if isinstance(node, Chars):
+                done[key] = self.chars(node.intervals)
+                continue
+            if isinstance(node, Assert):
+                done[key] = self.assertion(node.kind)
+                continue
+            children = _children(node)
+            if not ready:
+                stack.append((node, True))
+                stack.extend((child, False) for child in children if id(child) not in done)
+                continue
+            if isinstance(node, Concat):
+                t = EPS
+                for part in reversed(node.parts):
+                    t = self.cat(done[id(part)], t)
+            elif isinstance(node, Alternation):
+                t = self.alt(done[id(o)] for o in node.options)
+            else:
+                t = self.rep(done[id(node.node)], node.min, -1 if node.max is None else node.max)
+            done[key] = t
+        return done[id(tree)]
+
+    # ------------------------------------------------------------------ nullability and derivatives
+
+    def nullable(self, t: int, prev: int, nxt: int) -> int:
+        """0: never matches empty here; 1: only if a final newline follows; 2: matches empty."""
+        bit = 1 << (prev * 3 + nxt)
+        if self.null_true[t] & bit:
+            return 2
+        return 1 if self.null_cond[t] & bit else 0
+
+    def accepts_here(self, t: int, prev: int) -> bool:
+        """Whether the text may end here (the term matches empty at the end)."""
+        return bool(self.null_true[t] >> (prev * 3 + END) & 1)
+
+    def derive(self, t: int, byte: int, prev: int, deadline: Deadline | None = None) -> int:
+        """The term after reading `byte` where `prev` precedes it (START, NEWLINE or OTHER)."""
+        memo = self._derivatives
+        key = self._key(t, byte, prev)
+        got = memo.get(key)
+        if got is not None:
+            return got
+        nxt = NEWLINE if byte == 10 else OTHER
+        kind, a, b, c, flags = self.kind, self.a, self.b, self.c, self.flags
+        stack = [t]
+        while stack:
+            u = stack[-1]
+            ku = self._key(u, byte, prev)
+            if ku in memo:
+                stack.pop()
+                continue
+            if deadline is not None:
+                deadline.check()
+            k = kind[u]
+            if k == K_CAT:
+                head, rest = a[u], b[u]
+                v = self.nullable(head, prev, nxt)
+                need = (head, rest) if v else (head,)
+            elif k == K_ALT:
+                need = self._alt_options(u, byte)
+            elif k == K_REP:
+                need = (a[u],)
+                if b[u] >= 1 and flags[a[u]] & HAS_ASSERT and self.nullable(a[u], prev, nxt):
+                    need = (a[u], self._rep_less(u))
+            else:
+                memo[ku] = self._leaf_derivative(u, byte)
+                stack.pop()
+                continue
+            missing = [n for n in need if self._key(n, byte, prev) not in memo]
+            if missing:
+                stack.extend(missing)
+                continue
+            stack.pop()
+            d = [memo[self._key(n, byte, prev)] for n in need]
+            if k == K_CAT:
+                r = self.cat(d[0], b[u])
+                if v == 2:
+                    r = self.alt((r, d[1]))
+                elif v == 1:  # `$` before a newline: that newline must end the text
+                    r = self.alt((r, self.cat(self._end, d[1])))
+            elif k == K_ALT:
+                r = self.alt(d)
+            else:
+                r = self.cat(d[0], self._rep_less(u))
+                if len(d) > 1:
+                    v = self.nullable(a[u], prev, nxt)
+                    r = self.alt((r, d[1] if v == 2 else self.cat(self._end, d[1])))
+            memo[ku] = r
+        return memo[key]
+
+    def _key(self, t: int, byte: int, prev: int) -> int:
+        # prev matters only to lookbehind assertions; sharing the entry otherwise.
+        p = prev if self.flags[t] & HAS_LOOKBEHIND else 3
+        return (t << 10) | (byte << 2) | p
+
+    def _rep_less(self, u: int) -> int:
+        hi = self.c[u]
+        return self.rep(self.a[u], max(self.b[u] - 1, 0), -1 if hi == -1 else hi - 1)
+
+    def _alt_options(self, u: int, byte: int) -> tuple[int, ...]:
+        """The options of an alternation that may start with `byte` (indexed once for big ones)."""
+        options = self.a[u]
+        if len(options) <= 16:
+            return options
+        index = self._alt_index.get(u)
+        if index is None:
+            buckets: dict[int, list[int]] = {}
+            for o in options:
+                f = self.first[o]
+                while f:
+                    low = f & -f
+                    buckets.setdefault(low.bit_length() - 1, []).append(o)
+                    f ^= low
+            index = self._alt_index[u] = {k: tuple(v) for k, v in buckets.items()}
+        return index.get(byte, ())
+
+    def _leaf_derivative(self, u: int, byte: int) -> int:
+        k = self.kind[u]
+        if k == K_CHARS:
+            n = _lead_length(byte)
+            if n == 0:
+                return EPS if _contains(self.a[u], byte) else EMPTY
+            if n < 0:
+                return EMPTY
+            leads = self._leads[u]
+            got = leads.get(byte)
+            if got is None:
+                got = leads[byte] = self.tail(n, _lead_offsets(self.a[u], byte, n))
+            return got
+        if k == K_TAIL:
+            if not 0x80 <= byte <= 0xBF:
+                return EMPTY
+            n, rel = self.a[u], self.b[u]
+            size = 64 ** (n - 1)
+            j = byte - 0x80
+            sub = _clip(rel, j * size, (j + 1) * size - 1, j * size)
+            if n == 1:
+                return EPS if sub else EMPTY
+            return self.tail(n - 1, sub)
+        return EMPTY  # ∅, ε and assertions read nothing
+
+    def classes(self, t: int) -> list[tuple[int, int]]:
+        """The byte classes of a term: inclusive ranges on which its derivative is the same."""
+        cuts = self.cuts[t] | _BASE_CUTS
+        bounds = []
+        while cuts:
+            low = cuts & -cuts
+            bounds.append(low.bit_length() - 1)
+            cuts ^= low
+        return [(lo, hi - 1) for lo, hi in zip(bounds, bounds[1:])]
+
+
+def _children(node: RegexNode) -> tuple:
+    if isinstance(node, Concat):
+        return node.parts
+    if isinstance(node, Alternation):
+        return node.options
+    if isinstance(node, Repeat):
+        return (node.node,)
+    raise TypeError(f"unknown regex node {type(node).__name__}")
+
+
+def _lead_offsets(intervals: tuple, lead: int, n: int) -> tuple:
+    """Code points of `intervals` whose UTF-8 form starts with `lead`, as offsets in its block."""
+    lowest, highest = _UTF8[n]
+    base = (lead & (0x3F >> n)) << (6 * n)
+    lo = max(base, lowest)
+    hi = min(base + (1 << (6 * n)) - 1, highest)
+    return _clip(intervals, lo, hi, base) if lo <= hi else ()
+
+
+def _chars_classes(intervals: tuple) -> tuple[int, int, dict]:
+    """(first bytes, class cuts, an empty lead byte -> tail memo) of a code point set read as UTF-8."""
+    first = 0
+    cuts = (1 << 0x80) | (1 << 0xC0) | (1 << 0xC2) | (1 << 0xF5)
+    for lo, hi in intervals:
+        if lo >= 0x80:
+            break
+        h = min(hi, 0x7F)
+        first |= ((1 << (h + 1)) - 1) ^ ((1 << lo) - 1)
+        cuts |= (1 << lo) | (1 << (h + 1))
+    previous = None
+    if intervals and intervals[-1][1] >= 0x80:
+        for lead in range(0xC2, 0xF5):
+            rel = _lead_offsets(intervals, lead, _lead_length(lead))
+            if rel:
+                first |= 1 << lead
+            if rel != previous:
+                cuts |= 1 << lead
+                previous = rel
+    return first, cuts, {}
