@@ -92,6 +92,8 @@ def test_every_output_is_complete_and_valid(runs, shape):
         assert re.fullmatch(pattern, g.text), (shape, g.text)
         assert g.value == g.text and g.details.posterior.get(g.text, 0) > 0
         assert g.details.log_ml > float("-inf")
+        accepted = [p for p in g.details.particles if p.status == "accepted"]
+        assert accepted and all(re.fullmatch(pattern, p.string) for p in accepted), (shape, g.details.particles)
 
 
 def test_constraint_checks_per_token_are_a_handful_not_the_vocabulary(lm, runs):
@@ -118,7 +120,7 @@ def test_statistics_are_filled(runs):
             assert s.steps == d.steps >= len(g.token_ids) and s.tokens == d.tokens >= len(g.token_ids)
             assert s.model_calls == d.model_calls == d.steps and s.model_seconds > 0
             assert 0 < s.constraint_checks <= d.checks and s.constraint_seconds > 0
-            assert g.token_ids[-1] in set(_eos(g))
+            assert _eos(g) and g.token_ids[-1] in _eos(g)  # at least one particle accepted, with EOS
 
 
 def _eos(g):
@@ -132,4 +134,5 @@ def test_one_particle_is_awrs_decoding_and_exact_awrs_needs_no_cap(lm):
     for g in gens:
         assert g.ok and re.fullmatch(pattern, g.text)
         assert len(g.details.particles) == 1 and not g.details.resampled_at
+        assert g.details.particles[0].status == "accepted"
         assert g.stats.masks == 0

@@ -13,11 +13,17 @@ from .automata.constraint import Constraint, Matcher
 from .automata.regular import Regex, regex
 from .errors import (
     ConstraintTooLarge,
+    ContextLengthExceeded,
+    EmptyLanguage,
     InvalidPattern,
+    InvalidState,
+    Location,
+    SpecError,
     TetherError,
     TokenRejected,
     UnsupportedPattern,
     VocabularyError,
+    VocabularyMismatch,
 )
 from .limits import Limits
 from .vocab import Vocabulary
@@ -26,7 +32,7 @@ __version__ = "0.1.0"
 
 # torch and transformers load on first use of these, not on `import tether`.
 _LAZY = {
-    "generate": ("tether.generate", "generate"),
+    "generate": ("tether.generation", "generate"),  # not a module named `generate`: it would shadow this
     "models": ("tether.models", None),
     "samplers": ("tether.samplers", None),
     "Greedy": ("tether.samplers", "Greedy"),
@@ -42,10 +48,10 @@ _LAZY = {
 def __getattr__(name: str):
     if name not in _LAZY:
         raise AttributeError(f"module 'tether' has no attribute {name!r}")
-    import importlib
-
     module_name, attr = _LAZY[name]
-    module = importlib.import_module(module_name)
+    from ._optional import require
+
+    module = require(module_name, f"tether.{name}")
     value = module if attr is None else getattr(module, attr)
     globals()[name] = value
     return value
@@ -79,9 +85,15 @@ __all__ = [
     "apply_bitmask",
     # errors
     "TetherError",
+    "SpecError",
+    "Location",
     "InvalidPattern",
     "UnsupportedPattern",
+    "EmptyLanguage",
     "ConstraintTooLarge",
     "TokenRejected",
+    "InvalidState",
     "VocabularyError",
+    "VocabularyMismatch",
+    "ContextLengthExceeded",
 ]

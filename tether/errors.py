@@ -28,6 +28,7 @@ __all__ = [
     "InvalidState",
     "VocabularyError",
     "VocabularyMismatch",
+    "ContextLengthExceeded",
 ]
 
 
@@ -162,3 +163,31 @@ class VocabularyError(TetherError, ValueError):
 
 class VocabularyMismatch(VocabularyError):
     """A constraint compiled for one vocabulary met a model (or another constraint) with a different one."""
+
+
+class ContextLengthExceeded(TetherError, ValueError):
+    """A prompt, or a prompt plus `max_tokens`, that does not fit the model's context window.
+
+    `prompt_tokens` is the prompt's length in tokens, `max_tokens` the generation budget and
+    `context_length` the most positions the model can attend to. Samplers raise it before
+    generating; a model adapter raises it with ``max_tokens=0`` for a prefix that is too long.
+    """
+
+    def __init__(self, prompt_tokens: int, max_tokens: int, context_length: int):
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.context_length = context_length
+        if max_tokens == 0:
+            text = (f"a prefix of {prompt_tokens:,} tokens exceeds the model's context of "
+                    f"{context_length:,} tokens")
+        elif prompt_tokens >= context_length:
+            than = "more than" if prompt_tokens > context_length else "as many as"
+            text = (f"the prompt has {prompt_tokens:,} tokens, {than} the model's context of "
+                    f"{context_length:,} tokens, leaving no room for max_tokens={max_tokens:,}; "
+                    f"shorten the prompt")
+        else:
+            room = context_length - prompt_tokens
+            text = (f"the prompt's {prompt_tokens:,} tokens + max_tokens={max_tokens:,} exceed the model's "
+                    f"context of {context_length:,} tokens; pass max_tokens={room:,} or less, "
+                    f"or shorten the prompt")
+        super().__init__(text)

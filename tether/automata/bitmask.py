@@ -45,7 +45,9 @@ def apply_bitmask(logits, bitmask, indices=None) -> None:
     numpy array or torch tensor (words,) or (batch, words). indices: optional
     rows of `logits` that the bitmask rows apply to.
     """
-    import torch
+    from .._optional import require
+
+    torch = require("torch", "tether.apply_bitmask")
 
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")

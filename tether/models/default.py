@@ -67,15 +67,13 @@ def default(*, progress: bool = True) -> "TransformersLM":
 
 
 def _load(progress: bool) -> "TransformersLM":
+    from .._optional import require
+
     path = default_model_path()
-    try:
-        import gguf  # noqa: F401  (transformers needs it to read the file)
-        import transformers
-    except ImportError as exc:
-        raise ImportError(
-            f"tether's default model ({MODEL_NAME}) needs transformers, gguf and accelerate: "
-            f"{INSTALL_HINT}"
-        ) from exc
+    feature = f"tether.models.default() ({MODEL_NAME}, with {INSTALL_HINT})"
+    for module in ("torch", "gguf", "accelerate"):  # transformers needs gguf and accelerate to read the file
+        require(module, feature)
+    transformers = require("transformers", feature)
     from ..vocab import Vocabulary
     from .transformers import TransformersLM, _logits_width
 

@@ -21,13 +21,18 @@ exact; the new states are split back per sequence without the pads.
 from __future__ import annotations
 
 import inspect
+import numbers
 import threading
+import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Sequence
 
-import torch
+from .._optional import require
 
-from .base import ModelStats
+torch = require("torch", "tether.models.TransformersLM")
+
+from ..errors import ContextLengthExceeded
+from .base import ModelStats, Prompt, check_prompt
 
 if TYPE_CHECKING:
     from ..vocab import Vocabulary
@@ -72,6 +77,11 @@ class TransformersLM:
             tokenizer's chat template (with the generation prompt) when it has one.
         cache_size: the most prefixes kept in the LRU prefix cache (0 disables it).
         cache_bytes: the most bytes of KV states and log-probs the cache keeps.
+        context_length: the most tokens a prefix may hold; by default the smaller of
+            the model's `max_position_embeddings` and the tokenizer's
+            `model_max_length` among those that are set (transformers' "no limit"
+            placeholder is ignored), None when neither is. Samplers refuse a prompt
+            plus `max_tokens` beyond it (`tether.errors.ContextLengthExceeded`).
 
     `next_logprobs` returns float32 log-probabilities of shape
     (len(prefixes), vocab.size) on the model's device: a log-softmax over the
@@ -89,9 +99,13 @@ class TransformersLM:
         chat_template: bool = True,
         cache_size: int = 256,
         cache_bytes: int = 1 << 30,
+        context_length: int | None = None,
     ) -> None:
         if cache_size < 0 or cache_bytes < 0:
             raise ValueError("cache_size and cache_bytes must be >= 0")
+        if not hasattr(model, "forward") or not hasattr(model, "config"):
+            raise TypeError(f"model must be a Hugging Face causal LM (AutoModelForCausalLM), got "
+                            f"{type(model).__name__}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.chat_template = chat_template
@@ -108,6 +122,7 @@ class TransformersLM:
             vocab = Vocabulary.from_tokenizer(tokenizer, size=self.logits_width)
         self.vocab = vocab
         self._pad_mask = _padding_mask(vocab, self.logits_width, self.device)
+        self.context_length = context_length if context_length is not None else _context_length(model, tokenizer)
 
         params = inspect.signature(model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
@@ -127,21 +142,69 @@ class TransformersLM:
 
     # ------------------------------------------------------------------ prompts
 
-    def prompt_ids(self, prompt: str) -> list[int]:
-        """Token ids of `prompt`: a user turn of the chat template (plus the
-        assistant's generation prompt) when `chat_template` and the tokenizer
-        has one; otherwise the plain encoding (with the tokenizer's own BOS)."""
+    def prompt_ids(self, prompt: Prompt) -> list[int]:
+        """Token ids of `prompt`: text or chat messages.
+
+        With `chat_template` and a tokenizer that has one, text is a user turn
+        and messages are the conversation, followed by the assistant's generation
+        prompt; otherwise text is encoded plainly (with the tokenizer's own BOS)
+        and messages are refused. Only the template's own markers become special
+        tokens: special-token text inside a message (``"<|im_end|>"`` typed by a
+        user) is encoded as ordinary text, so a prompt cannot forge a turn.
+
+            >>> ids = lm.prompt_ids("Say <|im_end|>")      # SmolLM2: a system turn, then the user's
+            >>> ids.count(lm.tokenizer.convert_tokens_to_ids("<|im_end|>"))
+            2
+        """
+        prompt = check_prompt(prompt)
         tok = self.tokenizer
         if self.chat_template and getattr(tok, "chat_template", None):
-            out = tok.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-            )
-            if not isinstance(out, (list, tuple)):  # transformers >= 5 returns a BatchEncoding
-                out = out["input_ids"]
-            if out and isinstance(out[0], (list, tuple)):
-                out = out[0]
-            return [int(t) for t in out]
-        return [int(t) for t in tok(prompt)["input_ids"]]
+            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+            return self._chat_ids(messages)
+        if not isinstance(prompt, str):
+            raise ValueError("chat messages need a chat template, and this adapter has none (the tokenizer "
+                             "has no chat_template, or chat_template=False): pass the prompt as a string")
+        return self._encode(prompt, specials=False, add_special_tokens=True)
+
+    def _chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """The chat template's ids with every content encoded as plain text.
+
+        The template is rendered once with a unique placeholder per content, to
+        find its own text between the contents; that text is encoded with special
+        tokens, the contents without. A template that changes contents beyond
+        trimming is encoded whole, and refused if the contents add special tokens."""
+        slots = [f"tetherslot{uuid.uuid4().hex}" for _ in messages]
+        skeleton = self._render([{**m, "content": slot} for m, slot in zip(messages, slots)])
+        rendered = self._render(messages)
+        pieces = _split_at(skeleton, slots)
+        contents = _as_rendered(pieces, [m["content"] for m in messages], rendered) if pieces else None
+        if contents is None:
+            return self._encode_checked(rendered, skeleton)
+        ids = self._encode(pieces[0], specials=True)
+        for content, piece in zip(contents, pieces[1:]):
+            ids += self._encode(content, specials=False) + self._encode(piece, specials=True)
+        return ids
+
+    def _render(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def _encode(self, text: str, *, specials: bool, add_special_tokens: bool = False) -> list[int]:
+        """Ids of `text`; with `specials=False` special-token text is split into ordinary tokens."""
+        if not text and not add_special_tokens:
+            return []
+        kwargs = {} if specials else {"split_special_tokens": True}
+        out = self.tokenizer(text, add_special_tokens=add_special_tokens, **kwargs)["input_ids"]
+        return [int(t) for t in out]
+
+    def _encode_checked(self, rendered: str, skeleton: str) -> list[int]:
+        """The whole rendering, encoded with special tokens, provided the contents added none."""
+        ids = self._encode(rendered, specials=True)
+        special = _special_ids(self.tokenizer)
+        if sum(t in special for t in ids) > sum(t in special for t in self._encode(skeleton, specials=True)):
+            raise ValueError("a message contains special-token text (e.g. '<|im_end|>') and this chat "
+                             "template rewrites contents, so tether cannot encode it as plain text; "
+                             "remove the special-token text from the message")
+        return ids
 
     # ------------------------------------------------------------------ cache
 
@@ -226,14 +289,18 @@ class TransformersLM:
     def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> torch.Tensor:
         """Next-token log-probabilities after each prefix, shape (len(prefixes), vocab.size).
 
-        All prefixes that are not cached run in one batched forward."""
-        keys = [tuple(int(t) for t in p) for p in prefixes]
+        All prefixes that are not cached run in one batched forward. Ids must be
+        integers (Python, numpy or an integer tensor): a float or a bool is a
+        TypeError, not silently truncated."""
+        keys = [_as_ids(p) for p in prefixes]
         for k in keys:
             if not k:
                 raise ValueError("next_logprobs needs non-empty prefixes (start with the prompt or BOS)")
             if min(k) < 0 or max(k) >= self._n_embed:
                 bad = next(t for t in k if not 0 <= t < self._n_embed)
                 raise ValueError(f"token id {bad} is out of range for the model's {self._n_embed:,} embeddings")
+            if self.context_length and len(k) > self.context_length:
+                raise ContextLengthExceeded(len(k), 0, self.context_length)
         if not keys:
             return torch.empty((0, self.vocab.size), dtype=torch.float32, device=self.device)
         with self._lock, torch.inference_mode():
@@ -353,6 +420,59 @@ class TransformersLM:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _as_ids(prefix: Any) -> tuple[int, ...]:
+    """A prefix as a tuple of Python ints; TypeError for floats, bools or anything not an integer."""
+    if isinstance(prefix, torch.Tensor):
+        if prefix.dtype.is_floating_point or prefix.dtype.is_complex or prefix.dtype == torch.bool:
+            raise TypeError(f"token ids must be integers, got a tensor of {prefix.dtype}")
+        return tuple(prefix.reshape(-1).tolist())
+    out = tuple(prefix)
+    if all(type(t) is int for t in out):  # the samplers' case: nothing to convert
+        return out
+    for t in out:
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral):
+            raise TypeError(f"token ids must be integers, got {t!r} ({type(t).__name__}) in a prefix")
+    return tuple(int(t) for t in out)
+
+
+def _special_ids(tokenizer: Any) -> set[int]:
+    """Ids of the tokenizer's special tokens: the named ones (BOS, EOS, ...) and added tokens marked special."""
+    ids = {int(i) for i in getattr(tokenizer, "all_special_ids", ())}
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    return ids | {int(i) for i, t in added.items() if getattr(t, "special", False)}
+
+
+def _split_at(text: str, slots: list[str]) -> list[str] | None:
+    """`text` cut at each slot, in order (len(slots) + 1 pieces); None unless each slot is there once."""
+    pieces, rest = [], text
+    for slot in slots:
+        if text.count(slot) != 1 or slot not in rest:
+            return None
+        head, rest = rest.split(slot, 1)
+        pieces.append(head)
+    return pieces + [rest]
+
+
+def _as_rendered(pieces: list[str], contents: list[str], rendered: str) -> list[str] | None:
+    """The contents as the template printed them (verbatim, or trimmed as some templates do), or None."""
+    for shape in (lambda c: c, str.strip):
+        shaped = [shape(c) for c in contents]
+        if "".join(p + c for p, c in zip(pieces, shaped + [""])) == rendered:
+            return shaped
+    return None
+
+
+def _context_length(model: Any, tokenizer: Any) -> int | None:
+    """The smaller of the limits that are really set: the model's positions and the tokenizer's maximum."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    # transformers writes int(1e30) for "no limit" in model_max_length
+    real = [int(v) for v in limits if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 10**12]
+    return min(real) if real else None
 
 
 def _model_device(model: Any) -> torch.device:

@@ -63,9 +63,9 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
-from ..errors import VocabularyError
+from ..models.base import Prompt, check_prompt, is_messages
 from .awrs import AWRS, Estimator, _torch_to_numpy
-from .base import Generation, SamplerStats, Status
+from .base import Generation, SamplerStats, Status, check_run
 
 __all__ = ["SMC", "SMCResult", "SMCStats", "Particle", "resample_indices", "effective_sample_size"]
 
@@ -517,26 +517,26 @@ class SMC:
 
     # -- the public entry points
 
-    def sample(self, model, prompt_ids: str | Sequence[int], constraint, max_tokens: int = 64) -> SMCResult:
+    def sample(self, model, prompt_ids: "Prompt | Sequence[int]", constraint, max_tokens: int = 64) -> SMCResult:
         """Run SMC for one prompt and return the particles, posterior, ``log_ml`` and diagnostics.
 
         prompt_ids: token ids (prompt included, as `model.next_logprobs` wants them),
-        or a string for `model.prompt_ids`. max_tokens: budget per particle, EOS included.
+        or a string or chat messages for `model.prompt_ids`. max_tokens: budget per
+        particle, EOS included.
         """
-        if isinstance(prompt_ids, str):
-            prompt_ids = model.prompt_ids(prompt_ids)
+        if isinstance(prompt_ids, str) or is_messages(prompt_ids):
+            prompt_ids = model.prompt_ids(check_prompt(prompt_ids))
         return self.sample_batch(model, [prompt_ids], constraint, max_tokens)[0]
 
     def sample_batch(self, model, prompts: Sequence[Sequence[int]], constraint,
                      max_tokens: int = 64) -> list[SMCResult]:
-        """Independent SMC runs, one per prompt, whose particles share one model call per round."""
-        if max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-        if getattr(model, "vocab", None) is not None and model.vocab.size != constraint.vocab.size:
-            raise VocabularyError(
-                f"model vocabulary size {model.vocab.size:,} != constraint vocabulary size "
-                f"{constraint.vocab.size:,}; compile the constraint with model.vocab"
-            )
+        """Independent SMC runs, one per prompt, whose particles share one model call per round.
+
+        Raises `VocabularyMismatch` unless `constraint` was compiled for ``model.vocab``
+        (same fingerprint), and `ContextLengthExceeded` when a prompt plus
+        `max_tokens` does not fit ``model.context_length``.
+        """
+        check_run(model, prompts, constraint, max_tokens)
         runs = [_Run(self, [int(t) for t in p], constraint, max_tokens) for p in prompts]
         size = constraint.vocab.size
         while True:
@@ -563,8 +563,10 @@ class SMC:
                 run.advance({i: lp[r] for i, r in zip(live, rows)})
         return [run.result() for run in runs]
 
-    def run(self, model, prompts: Sequence[Sequence[int]], constraint, max_tokens: int) -> list[Generation]:
-        """The `tether.generate` interface: one Generation per prompt, drawn from its SMC posterior.
+    def run(self, model, prompts: Sequence[Sequence[int]], constraint, max_tokens: int, *,
+            n: int = 1) -> list[Generation]:
+        """The `tether.generate` interface: `n` Generations per prompt (grouped by prompt), each
+        drawn from the posterior of its own independent SMC run (all runs share the model calls).
 
         A COMPLETE generation is a particle drawn with its normalised final weight
         (``value`` from ``constraint.parse``); if no particle was accepted the
@@ -574,7 +576,8 @@ class SMC:
         full `SMCResult`; ``stats`` that run's counters (shared model calls: see `SMCStats`;
         ``constraint_checks`` counts calls that reached the constraint, memoised verdicts excluded).
         """
-        results = self.sample_batch(model, prompts, constraint, max_tokens)
+        check_run(model, prompts, constraint, max_tokens, n)
+        results = self.sample_batch(model, [p for p in prompts for _ in range(n)], constraint, max_tokens)
         return [self._generation(res, constraint) for res in results]
 
     # -- helpers

@@ -1,0 +1,101 @@
+"""`tether.generate`: one call from a prompt and a constraint to valid output.
+
+    >>> lm = tether.models.default()
+    >>> tether.generate(lm, "Pick a year", tether.regex(r"(19|20)[0-9]{2}")).text
+    '2023'
+    >>> chat = [{"role": "system", "content": "Answer tersely."}, {"role": "user", "content": "Pick a year"}]
+    >>> tether.generate(lm, chat, tether.regex(r"(19|20)[0-9]{2}")).text
+    '2020'
+
+(This module is `tether.generation`, not `tether.generate`: a submodule of that
+name would replace the function `tether.generate` on the package once imported.)
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence, Union, overload
+
+from .automata.constraint import Constraint
+from .models.base import CausalLM, Prompt, check_prompt, is_messages
+from .samplers.base import Generation, Sampler, check_model, check_vocab
+from .samplers.lcd import Greedy
+
+__all__ = ["generate", "bind"]
+
+
+def bind(constraint: Any, model: CausalLM) -> Constraint:
+    """A compiled constraint for the model's vocabulary (compiling a spec such as `tether.regex(...)`).
+
+    A constraint compiled for another vocabulary, even one of the same size, raises
+    `tether.errors.VocabularyMismatch`.
+
+        >>> c = bind(tether.regex(r"[0-9]+"), lm)       # compiled for lm.vocab
+        >>> bind(c, lm) is c
+        True
+    """
+    if isinstance(constraint, Constraint):
+        check_vocab(model.vocab, constraint.vocab)
+        return constraint
+    if hasattr(constraint, "compile"):
+        return constraint.compile(model.vocab)
+    raise TypeError(f"expected a constraint (e.g. tether.regex(...)), got {type(constraint).__name__}")
+
+
+@overload
+def generate(model: CausalLM, prompt: Prompt, constraint: Any, *, sampler: Sampler | None = ...,
+             max_tokens: int = ..., n: None = ...) -> Generation: ...
+@overload
+def generate(model: CausalLM, prompt: Union[Prompt, Sequence[Prompt]], constraint: Any, *,
+             sampler: Sampler | None = ..., max_tokens: int = ..., n: int | None = ...) -> list[Generation]: ...
+
+
+def generate(model: CausalLM, prompt: Union[Prompt, Sequence[Prompt]], constraint: Any, *,
+             sampler: Sampler | None = None, max_tokens: int = 64, n: int | None = None):
+    """Generate constrained output for a prompt (or a list of prompts, batched).
+
+    prompt: text (sent as a user turn of the model's chat template), chat messages
+        (a list of ``{"role", "content"}`` dicts), or a list of either for a batch.
+    sampler: `Greedy()` (default), `Sample(...)`, `BeamSearch(...)` or `SMC(...)`.
+    n: results per prompt -- independent draws for `Sample`/`SMC`, the n best
+        distinct beams for `BeamSearch`; `Greedy` refuses n > 1 (all would be equal).
+    Returns a `Generation` (`.text`, `.value`, `.status`) for one prompt and no
+    `n`, else a list with `n` generations per prompt, in prompt order. Check
+    `.ok`: a generation that reached `max_tokens` first is INCOMPLETE.
+
+    Raises TypeError for a model that is not a tether model (wrap a Hugging Face
+    model with `tether.models.TransformersLM(model, tokenizer)`) or a prompt that is
+    not text or messages; `VocabularyMismatch` for a constraint compiled for another
+    vocabulary; `ContextLengthExceeded` when a prompt plus `max_tokens` does not fit
+    the model's context (nothing is clamped).
+    """
+    check_model(model)
+    prompts, single = _prompts(prompt)
+    compiled = bind(constraint, model)
+    copies = 1 if n is None else n
+    ids = [model.prompt_ids(p) for p in prompts]
+    generations = (sampler or Greedy()).run(model, ids, compiled, max_tokens, n=copies)
+    if single and n is None:
+        return generations[0]
+    return generations
+
+
+def _prompts(prompt: Any) -> tuple[list, bool]:
+    """(checked prompts, whether `prompt` was a single prompt): a str or messages is one
+    prompt, any other list or tuple a batch of them."""
+    if isinstance(prompt, str) or is_messages(prompt):
+        return [check_prompt(prompt)], True
+    if not isinstance(prompt, (list, tuple)) or _all_ints(prompt):
+        return [check_prompt(prompt)], True  # raises the TypeError that names the fix
+    return [_one_of_batch(p, i) for i, p in enumerate(prompt)], False
+
+
+def _one_of_batch(prompt: Any, i: int) -> Any:
+    try:
+        return check_prompt(prompt)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"prompt {i} of the batch: {exc}") from None
+
+
+def _all_ints(items: Sequence[Any]) -> bool:
+    return bool(items) and all(isinstance(t, numbers.Integral) for t in items)
