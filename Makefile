@@ -1,13 +1,15 @@
 # The two commands of the README: `make demo` and `make test`. Both set up .venv first.
 # constraints.txt keeps torch at the CPU build these machines carry (an unpinned torch
-# resolves to a multi-GB CUDA build); the package itself only asks for torch>=2.1.
+# resolves to a multi-GB CUDA build); the package itself only asks for torch>=2.1, in its
+# `models` extra. `make test` is what CI runs: pytest, then every fuzz target for FUZZ_SECONDS.
 
 PYTHON ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tether-installed
+FUZZ_SECONDS ?= 30
 
-.PHONY: demo test bench clean
+.PHONY: demo test fuzz bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +24,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m fuzz all --seconds $(FUZZ_SECONDS)
+
+# Failing fuzz cases are appended to tests/regressions/<target>.jsonl, which pytest replays.
+fuzz: $(STAMP)
+	$(VENV)/bin/python -m fuzz all --seconds $(FUZZ_SECONDS)
 
 bench: $(STAMP)
 	$(PIP) install -q -c constraints.txt -e ".[bench]"
