@@ -1,9 +1,19 @@
 """Python `re` syntax -> a regular expression tree over Unicode code point sets.
 
-The tree is tokenizer-free and pure Python; `tether.automata.dfa` turns it into
-a byte-level DFA. Semantics are those of `re.fullmatch` on `str` patterns,
-including Unicode `\\d \\w \\s` and inline flags (`i s x a u m`). Constructs
-that are not regular raise `UnsupportedPattern` with their position.
+The tree is tokenizer-free and pure Python; `tether.automata` turns it into a
+byte-level automaton. Semantics are those of `re.fullmatch` on `str` patterns,
+including Unicode `\\d \\w \\s`, inline flags (`i s x a u m`) and the anchors
+`^ $ \\A \\Z` anywhere: they become `Assert` nodes, except where a full match
+makes them no-ops (`^`/`\\A` leading and `$`/`\\Z` trailing a top-level
+alternative), which are dropped. Constructs that are not regular (backreferences,
+lookaround, word boundaries, conditional and atomic groups, possessive
+quantifiers) raise `UnsupportedPattern` with their position; what `re` rejects
+raises `InvalidPattern` with `re`'s position.
+
+Every pattern is first compiled by `re` itself, so tether accepts exactly what
+Python accepts; the parser then reads it as `re._parser` (CPython 3.11) does,
+rule for rule, with an explicit stack (any nesting depth) and runs of plain
+characters read at once (megabyte patterns).
 
     >>> tree = parse_regex(r"[0-9]{4}-[0-9]{2}")
     >>> parse_regex(r"(a)\\1")  # raises UnsupportedPattern('backreference', position 3)
@@ -11,18 +21,28 @@ that are not regular raise `UnsupportedPattern` with their position.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import unicodedata
+import warnings
 from dataclasses import dataclass
-from typing import Union
+from typing import Iterable, Union
 
-from ..errors import InvalidPattern, UnsupportedPattern
+from _sre import MAXREPEAT  # re refuses repetition counts from this one on (OverflowError)
 
-__all__ = ["Chars", "Concat", "Alternation", "Repeat", "Assert", "RegexNode", "parse_regex", "MAX_CODEPOINT"]
+from ..errors import ConstraintTooLarge, InvalidPattern, TetherError, UnsupportedPattern
+from ..limits import DEFAULT_LIMITS, Deadline
+
+__all__ = ["Chars", "Concat", "Alternation", "Repeat", "Assert", "RegexNode", "parse_regex", "render",
+           "MAX_CODEPOINT"]
 
 MAX_CODEPOINT = 0x10FFFF
 Intervals = tuple[tuple[int, int], ...]  # sorted, disjoint, non-adjacent, inclusive (lo, hi)
+
+# Flags as plain ints: `&` on re.RegexFlag members goes through enum machinery, per character.
+_IGNORECASE, _LOCALE, _MULTILINE, _DOTALL, _UNICODE, _VERBOSE, _ASCII = map(
+    int, (re.IGNORECASE, re.LOCALE, re.MULTILINE, re.DOTALL, re.UNICODE, re.VERBOSE, re.ASCII))
 
 
 @dataclass(frozen=True)
@@ -32,18 +52,32 @@ class Chars:
     intervals: Intervals
 
 
-@dataclass(frozen=True)
-class Concat:
+class _Compound:
+    """Concat, Alternation and Repeat compare and hash by identity (dataclass eq=False).
+
+    Parsed trees can be thousands of levels deep, where the structural `==`, `hash`
+    and `repr` a dataclass generates would recurse once per level. Their repr is
+    rendered without recursion (and cut at 2,000 characters); to compare whole trees,
+    compare `render(a) == render(b)`. The leaves, Chars and Assert, are flat and
+    compare by value.
+    """
+
+    def __repr__(self) -> str:
+        return render(self, limit=2000)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Concat(_Compound):
     parts: tuple["RegexNode", ...]
 
 
-@dataclass(frozen=True)
-class Alternation:
+@dataclass(frozen=True, eq=False, repr=False)
+class Alternation(_Compound):
     options: tuple["RegexNode", ...]
 
 
-@dataclass(frozen=True)
-class Repeat:
+@dataclass(frozen=True, eq=False, repr=False)
+class Repeat(_Compound):
     node: "RegexNode"
     min: int
     max: int | None  # None = unbounded
@@ -54,9 +88,9 @@ class Assert:
     """A zero-width assertion about the position, as `re` defines it on `str`.
 
     kind:
-      "start"      `\A`, and `^` without MULTILINE: the start of the text.
+      "start"      `\\A`, and `^` without MULTILINE: the start of the text.
       "line_start" `^` with MULTILINE: the start of the text or just after a newline.
-      "end"        `\Z`: the end of the text.
+      "end"        `\\Z`: the end of the text.
       "end_or_final_newline"  `$` without MULTILINE: the end, or just before a newline that ends the text.
       "line_end"   `$` with MULTILINE: the end of the text or just before a newline.
     """
@@ -65,15 +99,57 @@ class Assert:
 
 
 ASSERT_KINDS = ("start", "line_start", "end", "end_or_final_newline", "line_end")
+_START_KINDS = frozenset(("start", "line_start"))  # all hold at position 0
+_END_KINDS = frozenset(("end", "end_or_final_newline", "line_end"))  # all hold at the end of the text
+_ASSERTS = {kind: Assert(kind) for kind in ASSERT_KINDS}
 
 RegexNode = Union[Chars, Concat, Alternation, Repeat, Assert]
 EMPTY = Concat(())
 
 
+def render(node: RegexNode, limit: int | None = None) -> str:
+    """The tree as the constructor calls that build it, without recursion; cut with "..." past `limit` characters."""
+    out: list[str] = []
+    size = 0
+    todo: list[object] = [node]
+    while todo:
+        if limit is not None and size > limit:
+            out.append("...")
+            break
+        item = todo.pop()
+        if isinstance(item, str):
+            text = item
+        elif isinstance(item, (Concat, Alternation)):
+            name, children = ("Concat(parts=(", item.parts) if isinstance(item, Concat) else \
+                ("Alternation(options=(", item.options)
+            text = name
+            todo.append(",))" if len(children) == 1 else "))")
+            todo.extend(_listed(children if limit is None else children[:limit]))
+        elif isinstance(item, Repeat):
+            text = "Repeat(node="
+            todo.append(f", min={item.min}, max={item.max})")
+            todo.append(item.node)
+        else:
+            text = repr(item)
+        out.append(text)
+        size += len(text)
+    return "".join(out)
+
+
+def _listed(children: tuple) -> list[object]:
+    """`children` separated by ", ", in reverse: the order a stack pops them."""
+    seq: list[object] = []
+    for child in reversed(children):
+        if seq:
+            seq.append(", ")
+        seq.append(child)
+    return seq
+
+
 # ---------------------------------------------------------------- interval sets
 
 
-def normalize(intervals) -> Intervals:
+def normalize(intervals: Iterable[tuple[int, int]]) -> Intervals:
     """Sort, merge and strip surrogates from (lo, hi) pairs."""
     out: list[list[int]] = []
     for lo, hi in sorted(intervals):
@@ -117,322 +193,507 @@ def _all_chars() -> str:
 def _scan(class_regex: str, flags: int) -> Intervals:
     """The code points Python's own `re` matches with a one-character class, as intervals.
 
-    Used where Python's rules are intricate (Unicode categories, case folding),
-    so that tether agrees with `re` by construction rather than by imitation.
+    Used where Python's rules are intricate (Unicode categories), so that tether
+    agrees with `re` by construction rather than by imitation.
     """
     found = [(m.start(), m.end() - 1) for m in re.finditer(f"(?:{class_regex})+", _all_chars(), flags)]
     return normalize(found)
-
-
-def _class_text(intervals: Intervals) -> str:
-    return "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in intervals)
-
-
-def _fold(intervals: Intervals, negated: bool, flags: int) -> Intervals:
-    """Apply IGNORECASE (if set) and negation exactly as Python's `re` would."""
-    if not flags & re.IGNORECASE:
-        return complement(intervals) if negated else intervals
-    if not intervals:
-        return complement(()) if negated else ()
-    body = _class_text(intervals)
-    return _scan(f"[{'^' if negated else ''}{body}]", flags & (re.IGNORECASE | re.ASCII))
 
 
 _CATEGORY = {"d": r"\d", "w": r"\w", "s": r"\s", "D": r"\D", "W": r"\W", "S": r"\S"}
 
 
 def _category(letter: str, flags: int) -> Intervals:
-    return _scan(_CATEGORY[letter], flags & re.ASCII)
+    return _scan(_CATEGORY[letter], flags & _ASCII)
+
+
+# ---------------------------------------------------------------- case folding
+
+
+@functools.cache
+def _cased() -> tuple[str, Intervals, list[int]]:
+    """The code points with a case mapping, as one string, as intervals, and the intervals' starts.
+
+    IGNORECASE can only add or remove these (about 3,000): `re` folds with simple
+    case mappings, and a code point whose full mappings (`str.lower`, `str.upper`)
+    are itself has no simple one either. Lower-casing keeps a code point in the set.
+    """
+    chars = _all_chars()
+    found: list[int] = []
+    for base in range(0, len(chars), 1024):
+        block = chars[base:base + 1024]
+        if block.lower() != block or block.upper() != block:  # most blocks hold no cased letter at all
+            found.extend(base + k for k, ch in enumerate(block) if ch.lower() != ch or ch.upper() != ch)
+    intervals = normalize((cp, cp) for cp in found)
+    return "".join(map(chr, found)), intervals, [lo for lo, _ in intervals]
+
+
+def _uncased_part(intervals: Intervals) -> Intervals:
+    """`intervals` minus the cased code points."""
+    _, cased, starts = _cased()
+    out = []
+    for lo, hi in intervals:
+        k = max(bisect.bisect_right(starts, lo) - 1, 0)
+        while lo <= hi and k < len(cased):
+            clo, chi = cased[k]
+            if chi < lo:
+                k += 1
+                continue
+            if clo > hi:
+                break
+            if clo > lo:
+                out.append((lo, clo - 1))
+            lo = chi + 1
+            k += 1
+        if lo <= hi:
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def _fold(regex: str, plain: Intervals, flags: int) -> Intervals:
+    """What `re` matches with the one-character `regex` under IGNORECASE, given `plain`, what it matches without.
+
+    Outside the cased code points IGNORECASE changes nothing (`re` compares the
+    lower case of a character, which for them is the character itself); among them,
+    Python's `re` itself decides, on the few thousand of them.
+    """
+    uncased = _uncased_part(plain)
+    if uncased == plain:  # not a cased code point involved: a CJK literal, `[0-9]`, ...
+        return plain
+    return normalize(uncased + _fold_scan(regex, flags & (_IGNORECASE | _ASCII)))
+
+
+@functools.cache
+def _fold_scan(regex: str, flags: int) -> Intervals:
+    """The cased code points `re` matches with the one-character `regex` under `flags`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "possible nested set" and the like: re.compile warned the user already
+        found = re.findall(regex, _cased()[0], flags)
+    return normalize((ord(ch), ord(ch)) for ch in found)
+
+
+@functools.cache
+def _literal(cp: int, fold: int) -> Chars:
+    """The code point `cp` as `re` matches it under `fold` (IGNORECASE, with or without ASCII, or 0)."""
+    plain = normalize([(cp, cp)])
+    return Chars(_fold(re.escape(chr(cp)), plain, fold) if fold else plain)
+
+
+class _Literals(dict):
+    """Literal characters -> their Chars under one fold, for reading runs of plain characters at C speed."""
+
+    def __init__(self, fold: int):
+        super().__init__()
+        self.fold = fold
+
+    def __missing__(self, ch: str) -> Chars:
+        node = self[ch] = _literal(ord(ch), self.fold)
+        return node
+
+
+_LITERALS = {fold: _Literals(fold) for fold in (0, _IGNORECASE, _IGNORECASE | _ASCII)}
+_ANY = Chars(complement(()))
+_ANY_BUT_NEWLINE = Chars(complement(((10, 10),)))
+
+
+def _literals(flags: int) -> _Literals:
+    return _LITERALS[flags & (_IGNORECASE | _ASCII) if flags & _IGNORECASE else 0]
 
 
 # ---------------------------------------------------------------- parser
 
-_BRACES = re.compile(r"\{(\d*)(,?)(\d*)\}")
-_OCTAL3 = re.compile(r"\\[0-7]{3}")
-_OCTAL_TAIL = re.compile(r"[0-7]{0,2}")
-_SIMPLE_ESCAPES = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92}
-_FLAG_LETTERS = {"a": re.ASCII, "i": re.IGNORECASE, "L": re.LOCALE, "m": re.MULTILINE,
-                 "s": re.DOTALL, "u": re.UNICODE, "x": re.VERBOSE}
+_DIGITS = frozenset("0123456789")  # re reads only ASCII digits: counts, octal escapes, group numbers
+_OCTDIGITS = frozenset("01234567")
+_RUN = re.compile(r"[^.\\\[{()*+?^$|]+")  # plain characters: literals (re's SPECIAL_CHARS excluded)
+_VERBOSE_RUN = re.compile(r"[^.\\\[{()*+?^$| \t\n\r\v\f#]+")
+# Verbose mode skips ASCII whitespace and `#` comments; a comment ends at a newline
+# that is not escaped (re reads `\` and the character after it as one token).
+_VERBOSE_SKIP = re.compile(r"(?:[ \t\n\r\v\f]+|#(?:[^\\\n]|\\.)*\n?)+", re.DOTALL)
+_COMMENT_BODY = re.compile(r"(?:[^\\)]|\\.)*\)", re.DOTALL)  # after "(?#", same token rule
+# A class: `]` first (after `^`) is a literal, and escapes hide the rest.
+_CLASS_TEXT = re.compile(r"\[\^?(?:\\.|[^\\])(?:\\.|[^\\\]])*\]", re.DOTALL)
+_BRACES = re.compile(r"\{([0-9]*)(?:(,)([0-9]*))?\}")
+_SIMPLE_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92}
+_HEX_WIDTH = {"x": 2, "u": 4, "U": 8}
+_FLAG_LETTERS = {"a": _ASCII, "i": _IGNORECASE, "L": _LOCALE, "m": _MULTILINE, "s": _DOTALL, "u": _UNICODE,
+                 "x": _VERBOSE}
 
 
-def parse_regex(pattern: str, flags: int = 0) -> RegexNode:
-    """Parse a Python regex into a tree; full-match semantics are the caller's."""
+def parse_regex(pattern: str, flags: int = 0, *, deadline: Deadline | None = None) -> RegexNode:
+    """Parse a Python regex into a tree; full-match semantics are the caller's.
+
+    Raises InvalidPattern for what `re` refuses, UnsupportedPattern for constructs
+    that are not regular, and ConstraintTooLarge once `deadline` passes (by default
+    `DEFAULT_LIMITS.compile_seconds`) or past the nesting depth `re` can compile.
+    """
     if not isinstance(pattern, str):
         raise TypeError(f"pattern must be str, got {type(pattern).__name__}")
+    if deadline is None:
+        deadline = DEFAULT_LIMITS.deadline("parsing the regex")
     try:
-        compiled = re.compile(pattern, flags)
+        compiled_flags = re.compile(pattern, flags).flags
     except re.error as e:
         raise InvalidPattern(pattern, e.pos, e.msg) from None
-    return _Parser(pattern, compiled.flags).parse()
+    except (OverflowError, ValueError, RecursionError) as e:  # re says neither where nor, always, what
+        raise _diagnose(pattern, flags, deadline, e) from None
+    return _Parser(pattern, compiled_flags, deadline).parse()
+
+
+def _diagnose(pattern: str, flags: int, deadline: Deadline, error: Exception) -> TetherError:
+    """The typed error for a pattern `re.compile` failed on without a position.
+
+    Counts past re's MAXREPEAT (OverflowError) or with more digits than `int` reads
+    (ValueError) are found by a lenient pass, which raises at their brace; nesting
+    deeper than `re`'s recursion reaches (RecursionError) is measured by it.
+    """
+    parser = _Parser(pattern, int(flags), deadline, strict=False)
+    try:
+        parser.parse()
+    except InvalidPattern as e:
+        return e
+    except (IndexError, KeyError, ValueError):  # past where re stopped, nothing was checked
+        pass
+    if isinstance(error, RecursionError):
+        return ConstraintTooLarge("regex nesting depth", parser.max_depth, _re_nesting_reach(), unit="levels",
+                                  hint="Python's re, which checks every pattern first, recurses on every level: "
+                                       "flatten the pattern, or raise sys.setrecursionlimit")
+    return InvalidPattern(pattern, None, str(error))
+
+
+def _re_nesting_reach() -> int:
+    """How many nested groups `re.compile` manages from here, found by bisection (an error path only)."""
+    lo, hi = 0, 1 << 16
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            re.compile("(" * mid + ")" * mid)
+            lo = mid
+        except RecursionError:
+            hi = mid - 1
+    return lo
+
+
+class _Frame:
+    """An open group (or the whole pattern): its flags, its finished alternatives and the sequence being read."""
+
+    __slots__ = ("flags", "options", "items")
+
+    def __init__(self, flags: int):
+        self.flags = flags
+        self.options: list[RegexNode] = []
+        self.items: list[RegexNode] = []
 
 
 class _Parser:
-    def __init__(self, pattern: str, flags: int):
+    """Reads a pattern left to right as `re._parser` does; a group is a frame on an explicit stack.
+
+    A quantifier, like re's, applies to the last item of the sequence being read,
+    so comments (and verbose whitespace) may stand between an atom and its quantifier.
+    strict=False is a lenient pass over a pattern `re.compile` gave up on (see
+    `_diagnose`): non-regular constructs are read through instead of raising.
+    """
+
+    def __init__(self, pattern: str, flags: int, deadline: Deadline, strict: bool = True):
         self.p = pattern
-        self.i = 0
-        self.flags = flags
+        self.deadline = deadline
+        self.strict = strict
+        self.frame = _Frame(flags)
+        self.stack: list[_Frame] = []  # the frames enclosing self.frame
+        self.max_depth = 0
+        self.classes: dict[tuple[str, int], Chars] = {}
 
-    # -- helpers
-    def unsupported(self, construct: str, pos: int | None = None):
-        return UnsupportedPattern(self.p, self.i if pos is None else pos, construct)
+    def unsupported(self, construct: str, pos: int) -> None:
+        if self.strict:
+            raise UnsupportedPattern(self.p, pos, construct)
 
-    def peek(self, k: int = 0) -> str:
-        j = self.i + k
-        return self.p[j] if j < len(self.p) else ""
-
-    def skip_verbose(self, flags: int) -> None:
-        if not flags & re.VERBOSE:
-            return
-        while self.i < len(self.p):
-            c = self.p[self.i]
-            if c in " \t\n\r\f\v":
-                self.i += 1
-            elif c == "#":
-                while self.i < len(self.p) and self.p[self.i] != "\n":
-                    self.i += 1
-            else:
-                return
-
-    # -- grammar: alternation > concatenation > quantified atom
     def parse(self) -> RegexNode:
-        node = self.alternation(self.flags, top=True)
-        if self.i != len(self.p):  # pragma: no cover - re.compile accepted it, so we must have consumed all
-            raise self.unsupported(f"unexpected {self.p[self.i]!r}")
-        return node
+        p, n, check = self.p, len(self.p), self.deadline.check
+        i = 0
+        while i < n:
+            check()
+            c = p[i]
+            if c in " \t\n\r\v\f#" and self.frame.flags & _VERBOSE:
+                i = _VERBOSE_SKIP.match(p, i).end()
+            else:
+                i = _ACTIONS.get(c, _Parser.run)(self, i)
+        # In a lenient pass groups may still be open here; its result is not used.
+        return self.alternatives(self.frame, top=True)
 
-    def alternation(self, flags: int, top: bool = False) -> RegexNode:
-        options = [self.concatenation(flags, top)]
-        while self.peek() == "|":
-            self.i += 1
-            options.append(self.concatenation(flags, top))
+    # -- sequences, alternatives, groups
+
+    def push(self, node: RegexNode, end: int) -> int:
+        self.frame.items.append(node)
+        return end
+
+    def run(self, i: int) -> int:
+        """Plain characters, each a literal (a quantifier after them takes the last one only)."""
+        flags = self.frame.flags
+        end = (_VERBOSE_RUN if flags & _VERBOSE else _RUN).match(self.p, i).end()
+        self.frame.items.extend(map(_literals(flags).__getitem__, self.p[i:end]))
+        return end
+
+    def bar(self, i: int) -> int:
+        frame = self.frame
+        frame.options.append(self.sequence(frame.items, top=not self.stack))
+        frame.items = []
+        return i + 1
+
+    def alternatives(self, frame: _Frame, top: bool) -> RegexNode:
+        options = frame.options + [self.sequence(frame.items, top)]
         return options[0] if len(options) == 1 else Alternation(tuple(options))
 
-    def concatenation(self, flags: int, top: bool) -> RegexNode:
-        parts: list[RegexNode] = []
-        while True:
-            self.skip_verbose(flags)
-            c = self.peek()
-            if c in ("", "|", ")"):
-                break
-            atom = self.atom(flags, not parts, top)
-            if atom is not None:
-                parts.append(self.quantified(atom, flags))
-        return parts[0] if len(parts) == 1 else Concat(tuple(parts))
+    @staticmethod
+    def sequence(items: list[RegexNode], top: bool) -> RegexNode:
+        if top:
+            items = _without_outer_anchors(items)
+        if len(items) == 1:
+            return items[0]
+        return Concat(tuple(items)) if items else EMPTY
 
-    def quantified(self, atom: RegexNode, flags: int) -> RegexNode:
-        while True:
-            self.skip_verbose(flags)
-            c = self.peek()
-            if c == "*":
-                lo, hi = 0, None
-                self.i += 1
-            elif c == "+":
-                lo, hi = 1, None
-                self.i += 1
-            elif c == "?":
-                lo, hi = 0, 1
-                self.i += 1
-            elif c == "{" and (bounds := self.braces()) is not None:
-                lo, hi = bounds
-            else:
-                return atom
-            if self.peek() == "?":
-                self.i += 1  # lazy: same language under full-match semantics
-            elif self.peek() == "+":
-                raise self.unsupported("possessive quantifier")
-            atom = Repeat(atom, lo, hi)
+    def open(self, flags: int, end: int) -> int:
+        self.stack.append(self.frame)
+        self.frame = _Frame(flags)
+        self.max_depth = max(self.max_depth, len(self.stack))
+        return end
 
-    def braces(self) -> tuple[int, int | None] | None:
-        m = _BRACES.match(self.p, self.i)
-        if m is None or (not m.group(1) and not m.group(3) and m.group(2)) or (not m.group(2) and not m.group(1)):
-            return None  # re treats it as a literal '{'
-        self.i = m.end()
-        lo = int(m.group(1)) if m.group(1) else 0
-        if not m.group(2):
-            return lo, lo
-        return lo, int(m.group(3)) if m.group(3) else None
+    def close(self, i: int) -> int:
+        node = self.alternatives(self.frame, top=False)
+        self.frame = self.stack.pop()
+        return self.push(node, i + 1)
 
-    def atom(self, flags: int, at_start: bool, top: bool) -> RegexNode | None:
-        c = self.p[self.i]
-        pos = self.i
-        if c == "(":
-            return self.group(flags)
-        if c == "[":
-            return self.char_class(flags)
-        if c == ".":
-            self.i += 1
-            if flags & re.DOTALL:
-                return Chars(complement(()))
-            return Chars(complement(((10, 10),)))
-        if c in "^$":
-            self.i += 1
-            return self.anchor(c, pos, at_start, top, flags)
-        if c == "\\":
-            return self.escape(flags, at_start, top)
-        self.i += 1
-        return self.literal(ord(c), flags)
-
-    def anchor(self, c: str, pos: int, at_start: bool, top: bool, flags: int) -> None:
-        """`^`/`\\A` first and `$`/`\\Z` last at top level are no-ops under full match; elsewhere not supported."""
-        if top and c in "^A" and at_start:
-            return None
-        if top and c in "$Z":
-            save = self.i
-            self.skip_verbose(flags)
-            at_end = self.peek() in ("", "|")
-            self.i = save
-            if at_end:
-                return None
-        name = {"^": "'^'", "$": "'$'", "A": "'\\A'", "Z": "'\\Z'"}[c]
-        raise self.unsupported(f"anchor {name} (allowed only at the start/end of the whole pattern)", pos)
-
-    def literal(self, cp: int, flags: int) -> Chars:
-        return Chars(_fold(normalize([(cp, cp)]), False, flags))
-
-    def group(self, flags: int) -> RegexNode | None:
-        pos = self.i
-        self.i += 1
-        if self.peek() != "?":
-            node = self.alternation(flags)
-            self.expect_close(pos)
-            return node
-        self.i += 1
-        c = self.peek()
+    def group(self, i: int) -> int:
+        """`(` and the extensions `(?...)` as re reads them; i is at the parenthesis."""
+        p, flags = self.p, self.frame.flags
+        if p[i + 1:i + 2] != "?":
+            return self.open(flags, i + 1)
+        c = p[i + 2]
         if c == ":":
-            self.i += 1
-            node = self.alternation(flags)
-            self.expect_close(pos)
-            return node
-        if c == "P":
-            if self.peek(1) == "<":
-                end = self.p.index(">", self.i)
-                self.i = end + 1
-                node = self.alternation(flags)
-                self.expect_close(pos)
-                return node
-            raise self.unsupported("named backreference (?P=...)", pos)
+            return self.open(flags, i + 3)
         if c == "#":
-            self.i = self.p.index(")", self.i) + 1
-            return None
-        if c in ("=", "!"):
-            raise self.unsupported("lookahead assertion", pos)
+            m = _COMMENT_BODY.match(p, i + 3)
+            return m.end() if m else len(p)  # unterminated only in a lenient pass
+        if c == "P" and p[i + 3] == "<":
+            return self.open(flags, p.index(">", i + 4) + 1)
+        if c == "P":
+            self.unsupported("named backreference (?P=...)", i)
+            return self.push(EMPTY, p.index(")", i) + 1)
+        if c in "=!":
+            self.unsupported("lookahead assertion", i)
+            return self.open(flags, i + 3)
         if c == "<":
-            raise self.unsupported("lookbehind assertion", pos)
+            self.unsupported("lookbehind assertion", i)
+            return self.open(flags, i + 4)
         if c == "(":
-            raise self.unsupported("conditional group (?(...)...)", pos)
+            self.unsupported("conditional group (?(...)...)", i)
+            return self.open(flags, p.index(")", i + 3) + 1)
         if c == ">":
-            raise self.unsupported("atomic group (?>...)", pos)
-        return self.flag_group(flags, pos)
+            self.unsupported("atomic group (?>...)", i)
+            return self.open(flags, i + 3)
+        return self.flag_group(i)
 
-    def flag_group(self, flags: int, pos: int) -> RegexNode | None:
+    def flag_group(self, i: int) -> int:
+        """`(?aiLmsux)` (global) or `(?aiLmsux-imsx:...)` (scoped); i is at the parenthesis."""
+        p = self.p
+        j = i + 2
         on = off = 0
-        sign = 1
-        while self.peek() not in (")", ":"):
-            c = self.p[self.i]
-            if c == "-":
-                sign = -1
-            elif sign > 0:
-                on |= _FLAG_LETTERS[c]
-            else:
-                off |= _FLAG_LETTERS[c]
-            self.i += 1
-        if self.peek() == ")":  # global flags, already folded into self.flags by re.compile
-            self.i += 1
-            return None
-        self.i += 1
-        inner = (flags | on) & ~off
-        if on & re.ASCII:
-            inner &= ~re.UNICODE
-        if on & re.UNICODE:
-            inner &= ~re.ASCII
-        node = self.alternation(inner)
-        self.expect_close(pos)
-        return node
+        while p[j] not in "-:)":
+            on |= _FLAG_LETTERS[p[j]]
+            j += 1
+        if p[j] == "-":
+            j += 1
+            while p[j] != ":":
+                off |= _FLAG_LETTERS[p[j]]
+                j += 1
+        if p[j] == ")":
+            # Global flags: re.compile has folded them into the pattern's flags already
+            # (this matters only to a lenient pass, which starts from the caller's).
+            self.frame.flags |= on
+            return j + 1
+        flags = (self.frame.flags | on) & ~off
+        if on & _ASCII:
+            flags &= ~_UNICODE
+        if on & _UNICODE:
+            flags &= ~_ASCII
+        return self.open(flags, j + 1)
 
-    def expect_close(self, pos: int) -> None:
-        if self.peek() != ")":  # pragma: no cover - guaranteed by re.compile
-            raise InvalidPattern(self.p, pos, "missing )")
-        self.i += 1
+    # -- quantifiers
 
-    def escape(self, flags: int, at_start: bool, top: bool) -> RegexNode | None:
-        pos = self.i
-        self.i += 1
-        c = self.p[self.i]
-        self.i += 1
+    def repeat(self, end: int, lo: int, hi: int | None) -> int:
+        """Quantify the last item (re refuses a quantifier with none: only a lenient pass lacks one)."""
+        items = self.frame.items
+        if items:
+            items[-1] = Repeat(items[-1], lo, hi)
+        after = self.p[end:end + 1]
+        if after == "?":
+            return end + 1  # lazy: the same language under full-match semantics
+        if after == "+":
+            self.unsupported("possessive quantifier", end)
+            return end + 1
+        return end
+
+    def star(self, i: int) -> int:
+        return self.repeat(i + 1, 0, None)
+
+    def plus(self, i: int) -> int:
+        return self.repeat(i + 1, 1, None)
+
+    def question(self, i: int) -> int:
+        return self.repeat(i + 1, 0, 1)
+
+    def brace(self, i: int) -> int:
+        """`{m}`, `{m,}`, `{,n}`, `{m,n}`, `{,}` (ASCII digits); any other `{` (`{}`, `{ 1}`, `{a}`) is a literal."""
+        m = _BRACES.match(self.p, i)
+        if m is None or m.end() == i + 2:
+            return self.push(_literals(self.frame.flags)["{"], i + 1)
+        lo = self.count(m[1], i) if m[1] else 0
+        if m[2] is None:
+            hi: int | None = lo
+        else:
+            hi = self.count(m[3], i) if m[3] else None
+        return self.repeat(m.end(), lo, hi)
+
+    def count(self, digits: str, brace: int) -> int:
+        """A repetition count; re refuses (without a position) what this raises for."""
+        try:
+            value = int(digits)
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            raise InvalidPattern(self.p, brace, "the repetition number has too many digits") from None
+        if value >= MAXREPEAT:
+            raise InvalidPattern(self.p, brace, "the repetition number is too large")
+        return value
+
+    # -- atoms
+
+    def dot(self, i: int) -> int:
+        return self.push(_ANY if self.frame.flags & _DOTALL else _ANY_BUT_NEWLINE, i + 1)
+
+    def caret(self, i: int) -> int:
+        return self.push(_ASSERTS["line_start" if self.frame.flags & _MULTILINE else "start"], i + 1)
+
+    def dollar(self, i: int) -> int:
+        return self.push(_ASSERTS["line_end" if self.frame.flags & _MULTILINE else "end_or_final_newline"], i + 1)
+
+    def escape(self, i: int) -> int:
+        """A backslash outside a class, as re's `_escape` reads it."""
+        flags = self.frame.flags
+        c = self.p[i + 1]
         if c in _CATEGORY:
-            return Chars(_category(c, flags))
-        if c in "AZ":
-            return self.anchor(c, pos, at_start, top, flags)
-        if c in "bB":
-            raise self.unsupported("word boundary \\" + c, pos)
-        if c.isdigit() and c != "0" and not self._is_octal_escape(pos):
-            raise self.unsupported("backreference", pos)
-        self.i = pos
-        return self.literal(self.escaped_char(in_class=False), flags)
+            return self.push(_category_chars(c, flags & _ASCII), i + 2)
+        if c == "A" or c == "Z":
+            return self.push(_ASSERTS["start" if c == "A" else "end"], i + 2)
+        if c == "b" or c == "B":
+            self.unsupported("word boundary \\" + c, i)
+            return self.push(EMPTY, i + 2)
+        if c in _DIGITS and c != "0":
+            return self.reference_or_octal(i)
+        cp, end = self.code_point(i)
+        return self.push(_literals(flags)[chr(cp)], end)
 
-    def _is_octal_escape(self, pos: int) -> bool:
-        return _OCTAL3.match(self.p, pos) is not None
+    def reference_or_octal(self, i: int) -> int:
+        """`\\1`-`\\99` refer to a group, unless three octal digits make an octal escape (`\\101`)."""
+        p = self.p
+        end = i + 2
+        if p[end:end + 1] in _DIGITS:
+            if p[i + 1] in _OCTDIGITS and p[end] in _OCTDIGITS and p[end + 1:end + 2] in _OCTDIGITS:
+                return self.push(_literals(self.frame.flags)[chr(int(p[i + 1:i + 4], 8))], i + 4)
+            end += 1
+        self.unsupported("backreference", i)
+        return self.push(EMPTY, end)
 
-    def escaped_char(self, in_class: bool) -> int:
-        """Decode the escape at self.i (a backslash) to one code point."""
-        self.i += 1
-        c = self.p[self.i]
-        self.i += 1
+    def code_point(self, i: int) -> tuple[int, int]:
+        """The escape at i (a backslash) that stands for one code point, and where it ends.
+
+        Outside a class, `\\b` and `\\1`-`\\9` were taken already, so only `\\0` starts
+        an octal escape there; inside, any octal digit does (up to three of them).
+        """
+        p = self.p
+        c = p[i + 1]
         if c in _SIMPLE_ESCAPES:
-            return _SIMPLE_ESCAPES[c]
-        if c == "b" and in_class:
-            return 8
-        if c in "xuU":
-            width = {"x": 2, "u": 4, "U": 8}[c]
-            value = int(self.p[self.i : self.i + width], 16)
-            self.i += width
-            return value
+            return _SIMPLE_ESCAPES[c], i + 2
+        width = _HEX_WIDTH.get(c)
+        if width:
+            return int(p[i + 2:i + 2 + width], 16), i + 2 + width
         if c == "N":
-            end = self.p.index("}", self.i)
-            value = ord(unicodedata.lookup(self.p[self.i + 1 : end]))
-            self.i = end + 1
-            return value
-        if c in "01234567":
-            digits = _OCTAL_TAIL.match(self.p, self.i).group(0)
-            if c == "0" or len(digits) == 2 or in_class:
-                self.i += len(digits)
-                return int(c + digits, 8)
-        return ord(c)
+            end = p.index("}", i + 3)
+            return ord(unicodedata.lookup(p[i + 3:end])), end + 1
+        if c in _OCTDIGITS:
+            end = i + 2
+            while end < i + 4 and p[end:end + 1] in _OCTDIGITS:
+                end += 1
+            return int(p[i + 1:end], 8), end
+        return ord(c), i + 2
 
-    def char_class(self, flags: int) -> Chars:
-        start = self.i
-        self.i += 1
-        negated = self.peek() == "^"
+    def char_class(self, i: int) -> int:
+        """A `[...]` class; i is at the bracket. Its text means the same wherever it stands
+        (given IGNORECASE and ASCII), so a class that recurs is read once."""
+        m = _CLASS_TEXT.match(self.p, i)
+        if m is None:  # unterminated: only in a lenient pass
+            return len(self.p)
+        key = (m[0], self.frame.flags & (_IGNORECASE | _ASCII))
+        node = self.classes.get(key)
+        if node is None:
+            node = self.classes[key] = Chars(self.class_set(i, m.end(), key[1]))
+        return self.push(node, m.end())
+
+    def class_set(self, i: int, end: int, flags: int) -> Intervals:
+        """The code points of the class from i to end, read as re's set loop reads them."""
+        p = self.p
+        j = i + 1
+        negated = p[j] == "^"
         if negated:
-            self.i += 1
+            j += 1
         items: list[tuple[int, int]] = []
         first = True
         while True:
-            c = self.p[self.i]
+            c = p[j]
             if c == "]" and not first:
-                self.i += 1
                 break
             first = False
-            if c == "\\" and self.peek(1) in _CATEGORY:
-                items.extend(_category(self.peek(1), flags))
-                self.i += 2
-                continue
-            lo = self.class_char()
-            if self.peek() == "-" and self.peek(1) not in ("]", ""):
-                save = self.i
-                self.i += 1
-                if self.peek() == "\\" and self.peek(1) in _CATEGORY:  # pragma: no cover - re rejects
-                    self.i = save
-                    raise InvalidPattern(self.p, start, "bad character range")
-                hi = self.class_char()
-                items.append((lo, hi))
+            if c == "\\" and p[j + 1] in _CATEGORY:
+                items.extend(_category(p[j + 1], flags))
+                j += 2
+                lo = None  # a category cannot start a range (re refuses it), but `[\d-]` holds a '-'
             else:
+                lo, j = self.class_char(j)
                 items.append((lo, lo))
-        return Chars(_fold(normalize(items), negated, flags))
+            if p[j] == "-" and p[j + 1] == "]":
+                items.append((45, 45))
+                break
+            if p[j] == "-" and lo is not None:
+                hi, j = self.class_char(j + 1)
+                items[-1] = (lo, hi)
+        plain = normalize(items)
+        if negated:
+            plain = complement(plain)
+        if flags & _IGNORECASE:
+            plain = _fold(p[i:end], plain, flags)
+        return plain
 
-    def class_char(self) -> int:
-        if self.peek() == "\\":
-            return self.escaped_char(in_class=True)
-        c = self.p[self.i]
-        self.i += 1
-        return ord(c)
+    def class_char(self, j: int) -> tuple[int, int]:
+        if self.p[j] == "\\":
+            return self.code_point(j)
+        return ord(self.p[j]), j + 1
+
+
+_ACTIONS = {"\\": _Parser.escape, "[": _Parser.char_class, "(": _Parser.group, ")": _Parser.close,
+            "|": _Parser.bar, ".": _Parser.dot, "^": _Parser.caret, "$": _Parser.dollar,
+            "*": _Parser.star, "+": _Parser.plus, "?": _Parser.question, "{": _Parser.brace}
+
+
+@functools.cache
+def _category_chars(letter: str, ascii_flag: int) -> Chars:
+    return Chars(_category(letter, ascii_flag))
+
+
+def _without_outer_anchors(items: list[RegexNode]) -> list[RegexNode]:
+    """Drop the anchors a full match makes no-ops: start ones leading, end ones trailing a top-level alternative.
+
+    The alternative starts at position 0, where `^` and `\\A` hold in either mode,
+    and must end at the end of the text, where `$` and `\\Z` hold.
+    """
+    lo, hi = 0, len(items)
+    while lo < hi and isinstance(items[lo], Assert) and items[lo].kind in _START_KINDS:
+        lo += 1
+    while hi > lo and isinstance(items[hi - 1], Assert) and items[hi - 1].kind in _END_KINDS:
+        hi -= 1
+    return items if (lo, hi) == (0, len(items)) else items[lo:hi]
