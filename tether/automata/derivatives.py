@@ -38,7 +38,7 @@ from ..limits import Deadline
 __all__ = ["Terms", "EMPTY", "EPS", "START", "NEWLINE", "OTHER"]
 
 # Term kinds.
-K_EMPTY, K_EPS, K_CHARS, K_TAIL, K_CAT, K_ALT, K_REP, K_ASSERT = range(8)
+K_EMPTY, K_EPS, K_CHARS, K_TAIL, K_CAT, K_ALT, K_REP, K_ASSERT, K_LIT = range(9)
 EMPTY, EPS = 0, 1
 
 # What precedes a position (`prev`) and what follows it (`next`). A context is prev * 3 + next.
@@ -67,6 +67,9 @@ _END_CONTEXTS = _contexts(lambda p, n: n == END)
 HAS_ASSERT, HAS_LOOKBEHIND = 1, 2
 _NEWLINE_CUTS = (1 << 10) | (1 << 11)  # a newline is its own byte class where assertions look at it
 _BASE_CUTS = 1 | (1 << 256)
+_WIDE = 1 << 30  # "longer than anything a token spells"
+_CLAMP_WORK = 4000  # term nodes one clamp may visit before it gives up (keeping the term as it is)
+_CLAMP_NESTING = 200
 
 # UTF-8: for a lead byte, (continuation bytes, lowest and highest code point of that length).
 _UTF8 = {1: (0x80, 0x7FF), 2: (0x800, 0xFFFF), 3: (0x10000, 0x10FFFF)}
@@ -124,18 +127,22 @@ class Terms:
         self.first: list[int] = []  # bitmask of bytes whose derivative may be non-empty
         self.cuts: list[int] = []
         self.flags: list[int] = []
+        self.min_bytes: list[int] = []  # length of the shortest member, in bytes (capped)
         self._intern: dict[tuple, int] = {}
         self._derivatives: dict[int, int] = {}
         self._alt_index: dict[int, dict[int, tuple[int, ...]]] = {}
         self._leads: dict[int, dict[int, int]] = {}
-        self._new((K_EMPTY, None, None, None), 0, 0, 0, 0, 0)
-        self._new((K_EPS, None, None, None), ALL_CONTEXTS, ALL_CONTEXTS, 0, 0, 0)
+        self._clamped: dict[tuple[int, int], int] = {}
+        self._covers: dict[tuple, bool] = {}
+        self._new((K_EMPTY, None, None, None), 0, 0, 0, 0, 0, _WIDE)
+        self._new((K_EPS, None, None, None), ALL_CONTEXTS, ALL_CONTEXTS, 0, 0, 0, 0)
         self._end = self.assertion("end")
 
     def __len__(self) -> int:
         return len(self.kind)
 
-    def _new(self, key: tuple, null_cond: int, null_true: int, first: int, cuts: int, flags: int) -> int:
+    def _new(self, key: tuple, null_cond: int, null_true: int, first: int, cuts: int, flags: int,
+             min_bytes: int) -> int:
         t = len(self.kind)
         self._intern[key] = t
         kind, a, b, c = key
@@ -148,6 +155,7 @@ class Terms:
         self.first.append(first)
         self.cuts.append(cuts)
         self.flags.append(flags)
+        self.min_bytes.append(min(min_bytes, _WIDE))
         return t
 
     def approx_bytes(self) -> int:
@@ -163,7 +171,9 @@ class Terms:
         t = self._intern.get(key)
         if t is None:
             first, cuts, leads = _chars_classes(intervals)
-            t = self._new(key, 0, 0, first, cuts, 0)
+            lowest = intervals[0][0]
+            width = 1 if lowest < 0x80 else 2 if lowest < 0x800 else 3 if lowest < 0x10000 else 4
+            t = self._new(key, 0, 0, first, cuts, 0, width)
             self._leads[t] = leads
         return t
 
@@ -185,7 +195,19 @@ class Terms:
                     cuts |= 1 << (0x80 + j)
                     previous = sub
             cuts |= (1 << 0xC0) | (1 << 0x80)
-            t = self._new(key, 0, 0, first, cuts, 0)
+            t = self._new(key, 0, 0, first, cuts, 0, k)
+        return t
+
+    def lit(self, data: bytes, offset: int = 0) -> int:
+        """The bytes data[offset:], one term for a whole run of literal characters (its
+        derivative only moves the offset, so a 100,000-character literal is cheap)."""
+        if offset == len(data):
+            return EPS
+        key = (K_LIT, data, offset, None)
+        t = self._intern.get(key)
+        if t is None:
+            b = data[offset]
+            t = self._new(key, 0, 0, 1 << b, (1 << b) | (1 << (b + 1)), 0, len(data) - offset)
         return t
 
     def assertion(self, kind: str) -> int:
@@ -194,7 +216,7 @@ class Terms:
         if t is None:
             cond, true = _ASSERT_NULLABLE[kind]
             flags = HAS_ASSERT | (HAS_LOOKBEHIND if kind in _LOOKBEHIND else 0)
-            t = self._new(key, cond, true, 0, _NEWLINE_CUTS, flags)
+            t = self._new(key, cond, true, 0, _NEWLINE_CUTS, flags, 0)
         return t
 
     def cat(self, x: int, y: int) -> int:
@@ -214,7 +236,7 @@ class Terms:
             first = self.first[x] | (self.first[y] if nc else 0)
             cuts = self.cuts[x] | (self.cuts[y] if nc else 0)
             t = self._new(key, nc & self.null_cond[y], self.null_true[x] & self.null_true[y], first, cuts,
-                          self.flags[x] | self.flags[y])
+                          self.flags[x] | self.flags[y], self.min_bytes[x] + self.min_bytes[y])
         return t
 
     def alt(self, options) -> int:
@@ -234,13 +256,15 @@ class Terms:
         t = self._intern.get(key)
         if t is None:
             nc = nt = first = cuts = flags = 0
+            width = _WIDE
             for o in opts:
                 nc |= self.null_cond[o]
                 nt |= self.null_true[o]
                 first |= self.first[o]
                 cuts |= self.cuts[o]
                 flags |= self.flags[o]
-            t = self._new(key, nc, nt, first, cuts, flags)
+                width = min(width, self.min_bytes[o])
+            t = self._new(key, nc, nt, first, cuts, flags, width)
         return t
 
     def rep(self, x: int, lo: int, hi: int) -> int:
@@ -254,13 +278,17 @@ class Terms:
         kind = self.kind[x]
         if kind == K_ASSERT:  # zero-width: repeating it changes nothing
             return EPS if lo == 0 else x
-        if kind == K_REP and hi == -1 and self.c[x] == -1 and self.b[x] <= 1 and lo <= 1:
-            return self.rep(self.a[x], min(lo, self.b[x]), -1)  # (y*)* = y*, (y+)+ = y+, (y+)* = y*
+        if kind == K_REP and self.b[x] <= 1:
+            # (y{a,b}){c,d} with a <= 1 repeats y any count in [a*c, b*d]: the sums of c..d counts
+            # from [a, b] leave no gaps. Nested counted repetitions then never multiply states.
+            inner_lo, inner_hi = self.b[x], self.c[x]
+            top = -1 if inner_hi == -1 or hi == -1 else inner_hi * hi
+            return self.rep(self.a[x], inner_lo * lo, top)
         key = (K_REP, x, lo, hi)
         t = self._intern.get(key)
         if t is None:
             nc, nt = (ALL_CONTEXTS, ALL_CONTEXTS) if lo == 0 else (self.null_cond[x], self.null_true[x])
-            t = self._new(key, nc, nt, self.first[x], self.cuts[x], self.flags[x])
+            t = self._new(key, nc, nt, self.first[x], self.cuts[x], self.flags[x], lo * self.min_bytes[x])
         return t
 
     # ------------------------------------------------------------------ from a regex tree
@@ -289,8 +317,18 @@ class Terms:
                 continue
             if isinstance(node, Concat):
                 t = EPS
+                run: list[str] = []  # single characters, read backwards: they become one literal
                 for part in reversed(node.parts):
+                    cp = _single(part)
+                    if cp is not None:
+                        run.append(chr(cp))
+                        continue
+                    if run:
+                        t = self.cat(self.lit("".join(reversed(run)).encode()), t)
+                        run = []
                     t = self.cat(done[id(part)], t)
+                if run:
+                    t = self.cat(self.lit("".join(reversed(run)).encode()), t)
             elif isinstance(node, Alternation):
                 t = self.alt(done[id(o)] for o in node.options)
             else:
@@ -405,6 +443,9 @@ class Terms:
             if got is None:
                 got = leads[byte] = self.tail(n, _lead_offsets(self.a[u], byte, n))
             return got
+        if k == K_LIT:
+            data, offset = self.a[u], self.b[u]
+            return self.lit(data, offset + 1) if data[offset] == byte else EMPTY
         if k == K_TAIL:
             if not 0x80 <= byte <= 0xBF:
                 return EMPTY
@@ -417,6 +458,93 @@ class Terms:
             return self.tail(n - 1, sub)
         return EMPTY  # ∅, ε and assertions read nothing
 
+    def clamp(self, t: int, depth: int) -> int:
+        """A term with the same live prefixes and members up to `depth` bytes as t.
+
+        What a token mask sees of a state is only its language's first `depth` bytes
+        (the longest token), so states that clamp to the same term share a mask: every
+        position inside `[^"]{0,4096}` but the last `depth` clamps to `[^"]*`. Counts
+        past the window are the same as unbounded ones: a body that needs at least one
+        byte cannot run more than depth + 1 times inside it, and what follows a part
+        longer than the window is never reached. Terms with assertions are returned as
+        they are, and so is a term too big to clamp cheaply.
+        """
+        if self.flags[t] & HAS_ASSERT:
+            return t
+        key = (t, depth)
+        got = self._clamped.get(key)
+        if got is None:
+            try:
+                got = self._clamp(t, depth, [0], 0)
+            except _GiveUp:
+                got = t
+            self._clamped[key] = got
+        return got
+
+    def _clamp(self, t: int, budget: int, work: list[int], nesting: int) -> int:
+        work[0] += 1
+        if work[0] > _CLAMP_WORK or nesting > _CLAMP_NESTING:
+            raise _GiveUp
+        k = self.kind[t]
+        if k == K_CAT:
+            heads = []
+            u = t
+            while self.kind[u] == K_CAT:
+                head = self.a[u]
+                heads.append(self._clamp(head, budget, work, nesting + 1))
+                budget -= self.min_bytes[head]
+                u = self.b[u]
+                if budget < 0:  # the window ends inside this head: the rest is never read
+                    u = EPS
+                    break
+            r = self._clamp(u, budget, work, nesting + 1) if budget >= 0 else EPS
+            for head in reversed(heads):
+                r = self.cat(head, r)
+            return r
+        if k == K_ALT:
+            return self.alt([self._clamp(o, budget, work, nesting + 1) for o in self.a[t]])
+        if k == K_REP:
+            body = self._clamp(self.a[t], budget, work, nesting + 1)
+            lo, hi = self.b[t], self.c[t]
+            lo = 0 if self.min_bytes[body] == 0 else min(lo, budget + 1)
+            hi = -1 if hi == -1 or hi > budget + 1 else hi
+            return self.rep(body, lo, hi)
+        return t
+
+    def covers(self, t: int, intervals: tuple, length: int) -> bool:
+        """Whether every string of at most `length` characters of `intervals` leads from t to a
+        live term. Sufficient, structural and cheap: t starts with a repetition, still good for
+        `length` more rounds, of a body that takes any one character of the class."""
+        key = (t, intervals, length)
+        got = self._covers.get(key)
+        if got is not None:
+            return got
+        got = False
+        stack = [t]
+        while stack and not got:
+            u = stack.pop()
+            k = self.kind[u]
+            if k == K_CAT:
+                stack.append(self.a[u])
+            elif k == K_ALT:
+                stack.extend(self.a[u])
+            elif k == K_REP and (self.c[u] == -1 or self.c[u] >= length):
+                body = self.a[u]
+                options = self.a[body] if self.kind[body] == K_ALT else (body,)
+                got = any(self.kind[o] == K_CHARS and _includes(self.a[o], intervals) for o in options)
+        self._covers[key] = got
+        return got
+
+    def children(self, t: int) -> tuple[int, ...]:
+        k = self.kind[t]
+        if k == K_CAT:
+            return (self.a[t], self.b[t])
+        if k == K_ALT:
+            return self.a[t]
+        if k == K_REP:
+            return (self.a[t],)
+        return ()
+
     def classes(self, t: int) -> list[tuple[int, int]]:
         """The byte classes of a term: inclusive ranges on which its derivative is the same."""
         cuts = self.cuts[t] | _BASE_CUTS
@@ -426,6 +554,28 @@ class Terms:
             bounds.append(low.bit_length() - 1)
             cuts ^= low
         return [(lo, hi - 1) for lo, hi in zip(bounds, bounds[1:])]
+
+
+class _GiveUp(Exception):
+    pass
+
+
+def _includes(big: tuple, small: tuple) -> bool:
+    """Whether the code point set `small` lies inside `big` (both sorted disjoint intervals)."""
+    for lo, hi in small:
+        i = bisect_right(big, (lo, 1 << 62)) - 1
+        if i < 0 or big[i][1] < hi:
+            return False
+    return True
+
+
+def _single(node: RegexNode) -> int | None:
+    """The code point of a one-character `Chars`, else None."""
+    if isinstance(node, Chars) and len(node.intervals) == 1:
+        lo, hi = node.intervals[0]
+        if lo == hi:
+            return lo
+    return None
 
 
 def _children(node: RegexNode) -> tuple:
@@ -450,7 +600,8 @@ def _lead_offsets(intervals: tuple, lead: int, n: int) -> tuple:
 def _chars_classes(intervals: tuple) -> tuple[int, int, dict]:
     """(first bytes, class cuts, an empty lead byte -> tail memo) of a code point set read as UTF-8."""
     first = 0
-    cuts = (1 << 0x80) | (1 << 0xC0) | (1 << 0xC2) | (1 << 0xF5)
+    # Bytes past ASCII are one class (all dead) unless the set has characters there.
+    cuts = (1 << 0x80) | (1 << 0xC0) | (1 << 0xC2) | (1 << 0xF5) if intervals[-1][1] >= 0x80 else 1 << 0x80
     for lo, hi in intervals:
         if lo >= 0x80:
             break

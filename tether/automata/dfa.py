@@ -10,8 +10,8 @@ are bounded by `tether.Limits`.
     >>> dfa = LazyDFA.from_regex(r"-?[0-9]+")
     >>> dfa.matches(b"-42"), dfa.n_states
 
-The table is a numpy array that kernels read directly: `table[s, b]` is the next
-state, `DEAD` (-1) where nothing can follow, or `UNEXPANDED` (-2) where row s is
+The table is a numpy array that kernels read directly: `table[s, byte_class[b]]`
+is the next state, `DEAD` (-1) where nothing can follow, or `UNEXPANDED` (-2) where row s is
 not built yet (the kernel then hands back to `expand`). Every state in the table
 can still reach acceptance ("no dead ends"): for plain regexes a derivative is
 empty exactly when it is ∅; with assertions, a search decides it.
@@ -26,13 +26,12 @@ import numpy as np
 from ..errors import ConstraintTooLarge
 from ..grammar.regex import RegexNode, parse_regex
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
-from .derivatives import EMPTY, HAS_ASSERT, HAS_LOOKBEHIND, NEWLINE, OTHER, START, Terms
+from .derivatives import _BASE_CUTS, EMPTY, HAS_ASSERT, HAS_LOOKBEHIND, K_CHARS, K_LIT, NEWLINE, OTHER, START, Terms
 
 __all__ = ["LazyDFA", "DEAD", "UNEXPANDED"]
 
 DEAD = -1
 UNEXPANDED = -2
-_ROW_BYTES = 256 * 4
 _STATE_BYTES = 160  # per-state bookkeeping besides its row
 
 
@@ -47,7 +46,10 @@ class LazyDFA:
         self.terms = terms
         self.limits = limits
         self._lock = threading.RLock()
-        self.table = np.full((64, 256), UNEXPANDED, dtype=np.int32)
+        # Bytes that no part of the pattern tells apart share a column: a{200000} needs
+        # 3 columns per state, not 256.
+        self.byte_class, self._class_bytes = _byte_classes(terms, root)
+        self.table = np.full((64, len(self._class_bytes)), UNEXPANDED, dtype=np.int32)
         self._state_term: list[int] = []
         self._state_prev: list[int] = []
         self._accepting: list[bool] = []
@@ -55,12 +57,14 @@ class LazyDFA:
         self._ids: dict[int, int] = {}
         self._live: dict[int, bool] = {}
         self._raw: dict[int, np.ndarray] = {}
+        self._mask_states: dict[tuple[int, int], int] = {}
+        self._trie_classes: dict[str, np.ndarray] = {}
         self.initial = self._state(root, START)
 
     @classmethod
     def from_regex(cls, pattern: str, flags: int = 0, limits: Limits = DEFAULT_LIMITS) -> "LazyDFA":
         deadline = limits.deadline("parsing the regex")
-        return cls.from_tree(parse_regex(pattern, flags), limits, deadline)
+        return cls.from_tree(parse_regex(pattern, flags, deadline=deadline), limits, deadline)
 
     @classmethod
     def from_tree(cls, tree: RegexNode, limits: Limits = DEFAULT_LIMITS,
@@ -95,6 +99,10 @@ class LazyDFA:
     def accepting(self, state: int) -> bool:
         return self._accepting[state]
 
+    @property
+    def row_bytes(self) -> int:
+        return self.table.shape[1] * 4
+
     def nbytes(self) -> int:
         return self.table.nbytes + _STATE_BYTES * self.n_states + self.terms.approx_bytes()
 
@@ -115,20 +123,48 @@ class LazyDFA:
         self._accepting.append(self.terms.accepts_here(term, prev))
         return s
 
+    def trie_classes(self, trie, key: str) -> np.ndarray:
+        """The byte class of the edge into each node of a token trie (what the mask kernel reads)."""
+        got = self._trie_classes.get(key)
+        if got is None:
+            got = self._trie_classes[key] = self.byte_class[trie.byte]
+        return got
+
+    def covers(self, s: int, intervals: tuple, length: int) -> bool:
+        """Whether every string of up to `length` characters of `intervals` is a live prefix from s."""
+        term = self._state_term[s]
+        return not self.terms.flags[term] & HAS_ASSERT and self.terms.covers(term, intervals, length)
+
+    def accepts_all_short(self, s: int) -> bool:
+        """A cheap pre-test for `covers`: the state's first byte class is wide."""
+        return bin(self.terms.first[self._state_term[s]]).count("1") > 128
+
+    def mask_state(self, s: int, depth: int) -> int:
+        """A state whose token mask equals s's for tokens of at most `depth` bytes: s itself, or
+        the state of its clamped term (see `Terms.clamp`), which many states share."""
+        key = (s, depth)
+        got = self._mask_states.get(key)
+        if got is None:
+            with self._lock:
+                term = self.terms.clamp(self._state_term[s], depth)
+                got = s if term == self._state_term[s] else self._state(term, self._state_prev[s])
+                self._mask_states[key] = got
+        return got
+
     def _grow(self) -> None:
         rows = self.table.shape[0] * 2
-        figure = rows * _ROW_BYTES + _STATE_BYTES * self.n_states + self.terms.approx_bytes()
+        figure = rows * self.row_bytes + _STATE_BYTES * self.n_states + self.terms.approx_bytes()
         if figure > self.limits.automaton_bytes:
             raise ConstraintTooLarge("building automaton states", figure, self.limits.automaton_bytes,
                                      unit="bytes", limit_name="automaton_bytes")
-        table = np.full((rows, 256), UNEXPANDED, dtype=np.int32)
+        table = np.full((rows, self.table.shape[1]), UNEXPANDED, dtype=np.int32)
         table[: self.table.shape[0]] = self.table
         self.table = table  # readers holding the old array see UNEXPANDED and come back
 
     # ------------------------------------------------------------------ rows
 
     def _raw_row(self, s: int, deadline: Deadline) -> np.ndarray:
-        """Row s before liveness pruning: successor states, DEAD where the derivative is ∅."""
+        """Row s before liveness pruning: successor states per byte class, DEAD where the derivative is ∅."""
         row = self._raw.get(s)
         if row is not None:
             return row
@@ -139,9 +175,13 @@ class LazyDFA:
         for i, (lo, _) in enumerate(classes):
             d = terms.derive(term, lo, prev, deadline)
             targets[i] = DEAD if d == EMPTY else self._state(d, NEWLINE if lo == 10 else OTHER)
-        deadline.check()
-        lengths = np.fromiter((hi - lo + 1 for lo, hi in classes), dtype=np.int64, count=len(classes))
-        row = self._raw[s] = np.repeat(targets, lengths)
+        deadline.check_now()  # once per state: a step of many states is stopped on time
+        if len(classes) == 1:
+            row = np.full(len(self._class_bytes), targets[0], dtype=np.int32)
+        else:
+            lengths = np.fromiter((hi - lo + 1 for lo, hi in classes), dtype=np.int64, count=len(classes))
+            row = np.repeat(targets, lengths)[self._class_bytes]
+        self._raw[s] = row
         return row
 
     def expand(self, s: int, deadline: Deadline | None = None) -> None:
@@ -152,10 +192,12 @@ class LazyDFA:
             if self.table[s, 0] != UNEXPANDED:
                 return
             deadline = deadline or self.limits.deadline("building automaton states")
-            row = self._raw_row(s, deadline).copy()
-            for t in np.unique(row):
-                if t >= 0 and not self.is_live(int(t), deadline):
-                    row[row == t] = DEAD
+            row = self._raw_row(s, deadline)
+            if self.terms.flags[self._state_term[s]] & HAS_ASSERT:  # else every successor is live
+                row = row.copy()
+                for t in np.unique(row):
+                    if t >= 0 and not self.is_live(int(t), deadline):
+                        row[row == t] = DEAD
             self.table[s] = row
             self._raw.pop(s, None)
             if self.nbytes() > self.limits.automaton_bytes:
@@ -176,8 +218,9 @@ class LazyDFA:
     def is_live(self, s: int, deadline: Deadline | None = None) -> bool:
         """Whether acceptance is reachable from s. Only states with assertions need a search:
         any other state's term is ∅ exactly when its language is empty, and ∅ is never a state."""
-        if not self.terms.flags[self._state_term[s]] & HAS_ASSERT:
-            return True
+        term = self._state_term[s]
+        if not self.terms.flags[term] & HAS_ASSERT:
+            return term != EMPTY  # only a pattern's own term can be ∅: derivatives never make ∅ a state
         known = self._live.get(s)
         if known is not None:
             return known
@@ -202,12 +245,41 @@ class LazyDFA:
 
     def step(self, state: int, data: bytes) -> int:
         """The state after `data`, or DEAD once a byte leads nowhere."""
+        classes = self.byte_class
         for b in data:
             if state < 0:
                 return DEAD
-            state = int(self.row(state)[b])
+            state = int(self.row(state)[classes[b]])
         return state
 
     def matches(self, data: bytes) -> bool:
         s = self.step(self.initial, data) if self.is_live(self.initial) else DEAD
         return s >= 0 and self._accepting[s]
+
+
+def _byte_classes(terms: Terms, root: int) -> tuple[np.ndarray, np.ndarray]:
+    """(class of each byte, a byte of each class): the coarsest split that every character
+    set of the pattern respects, with each UTF-8 continuation byte apart where any set is
+    not ASCII (the tails that derivatives make tell them apart)."""
+    cuts = _BASE_CUTS
+    seen, stack = {root}, [root]
+    multibyte = False
+    while stack:
+        t = stack.pop()
+        cuts |= terms.cuts[t]
+        if terms.kind[t] == K_CHARS and terms.a[t][-1][1] >= 0x80:
+            multibyte = True
+        elif terms.kind[t] == K_LIT:  # its derivatives read every one of its bytes
+            for b in set(terms.a[t][terms.b[t]:]):
+                cuts |= (1 << b) | (1 << (b + 1))
+        for child in terms.children(t):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    if multibyte:
+        cuts |= ((1 << 0xC0) - 1) ^ ((1 << 0x80) - 1)
+    bounds = [b for b in range(257) if cuts >> b & 1]
+    byte_class = np.empty(256, dtype=np.int32)
+    for c, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        byte_class[lo:hi] = c
+    return byte_class, np.array(bounds[:-1], dtype=np.int64)

@@ -26,6 +26,7 @@ from ..vocab import Vocabulary
 from .bitmask import bitmask_words
 from .constraint import Constraint
 from .dfa import DEAD, UNEXPANDED, LazyDFA
+from .slices import slices
 
 __all__ = ["DFAConstraint", "fill_trie_mask", "walk", "as_token_id"]
 
@@ -33,24 +34,24 @@ _STEP_BYTES = 128  # a (state, token) -> state dict entry, keys and value includ
 
 
 @numba.njit(cache=True, nogil=True)
-def _trie_mask_kernel(table, trie_byte, trie_depth, trie_skip, tok_start, tok_ids, stack, out,
+def _trie_mask_kernel(table, trie_class, trie_depth, trie_skip, tok_start, tok_ids, stack, out,
                       i):  # pragma: no cover - compiled
     """Set bit t of `out` for every token t whose bytes lead from `stack[0]` to a live state.
 
     Starts at trie node `i` (1 for a fresh walk; `stack` holds the states along the
-    path above it). Returns the number of trie nodes when done, or the node at
+    path above it); `trie_class[i]` is the DFA's byte class of the byte into node i. Returns the number of trie nodes when done, or the node at
     which it met a row that is not built yet: build row `stack[depth[i] - 1]`, then
     call again with the same `i`. The naive loop it implements:
         for t, data in enumerate(tokens):
             s = state
-            for b in data: s = table[s, b] if s >= 0 else -1
+            for b in data: s = table[s, byte_class[b]] if s >= 0 else -1
             if data and s >= 0: set bit t
     """
-    n = trie_byte.shape[0]
+    n = trie_class.shape[0]
     rows = table.shape[0]
     while i < n:
         d = trie_depth[i]
-        s = table[stack[d - 1], trie_byte[i]]
+        s = table[stack[d - 1], trie_class[i]]
         if s < 0:
             if s == -2:
                 return i
@@ -67,12 +68,12 @@ def _trie_mask_kernel(table, trie_byte, trie_depth, trie_skip, tok_start, tok_id
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk_kernel(table, state, data, pos):  # pragma: no cover - compiled
+def _walk_kernel(table, byte_class, state, data, pos):  # pragma: no cover - compiled
     """Follow data[pos:] from `state`: (state, len(data)) when done, (-1, pos) when a byte is
     dead, or (state, pos) when row `state` must be built first."""
     rows = table.shape[0]
     while pos < data.shape[0]:
-        s = table[state, data[pos]]
+        s = table[state, byte_class[data[pos]]]
         if s == -2:
             return state, pos
         if s == -1:
@@ -89,7 +90,7 @@ def walk(dfa: LazyDFA, state: int, data: bytes, deadline: Deadline | None = None
     arr = np.frombuffer(data, dtype=np.uint8)
     pos = 0
     while True:
-        state, pos = _walk_kernel(dfa.table, np.int32(state), arr, np.int64(pos))
+        state, pos = _walk_kernel(dfa.table, dfa.byte_class, np.int32(state), arr, np.int64(pos))
         if state < 0 or pos == len(arr):
             return int(state)
         deadline = deadline or dfa.limits.deadline("building automaton states for a token")
@@ -97,21 +98,32 @@ def walk(dfa: LazyDFA, state: int, data: bytes, deadline: Deadline | None = None
 
 
 def fill_trie_mask(dfa: LazyDFA, vocab: Vocabulary, state: int, out: np.ndarray) -> None:
-    """Public wrapper of the mask kernel: checks arrays, then fills `out` (uint32 words)."""
+    """Public wrapper of the mask kernel: checks arrays, then fills `out` (uint32 words).
+
+    Where the state takes a whole vocabulary slice (see `tether.automata.slices`), the
+    slice's bits are set at once and only the other tokens are walked.
+    """
     if out.dtype != np.uint32 or out.ndim != 1 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a contiguous 1-D uint32 array, got {out.dtype} {out.shape}")
     if out.shape[0] != bitmask_words(vocab.size):
         raise ValueError(f"out has {out.shape[0]} words, vocabulary of {vocab.size} needs {bitmask_words(vocab.size)}")
     if not 0 <= state < dfa.n_states:
         raise InvalidState(f"state {state} is not a state of this DFA ({dfa.n_states} states)")
-    trie = vocab.trie
+    trie, key = vocab.trie, vocab.fingerprint
+    out[:] = 0
+    if dfa.accepts_all_short(state):
+        for piece in slices(vocab):
+            if dfa.covers(state, piece.intervals, piece.max_chars):
+                out |= piece.words
+                trie, key = piece.rest, piece.key
+                break
+    trie_class = dfa.trie_classes(trie, key)
     stack = np.empty(trie.max_depth + 1, dtype=np.int32)
     stack[0] = state
-    out[:] = 0
     i = 1
     deadline = None
     while True:
-        i = _trie_mask_kernel(dfa.table, trie.byte, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
+        i = _trie_mask_kernel(dfa.table, trie_class, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
                               stack, out, np.int64(i))
         if i >= trie.n_nodes:
             return
@@ -158,9 +170,12 @@ class DFAConstraint(Constraint):
         self._eos = tuple(vocab.eos_ids)
         self._eos_set = frozenset(self._eos)
         self._words = bitmask_words(vocab.size)
+        # Masks by mask state (many states share one: see LazyDFA.mask_state), and by state.
+        self._masks: dict[int, np.ndarray] = {}
         self._cache: dict[int, np.ndarray] = {}
         # The cache budget: 7/8 for masks, 1/8 for (state, token) steps.
         self._cache_limit = max(1, self.limits.mask_cache_bytes * 7 // 8 // (self._words * 4))
+        self._depth = int(vocab.trie.max_depth)
         self._steps_limit = max(1024, self.limits.mask_cache_bytes // 8 // _STEP_BYTES)
         self._lock = threading.Lock()
         # (state, token) -> next state (DEAD if not allowed): token walks repeat across
@@ -242,19 +257,25 @@ class DFAConstraint(Constraint):
     # -- masks
 
     def _words_for(self, state: int) -> np.ndarray:
-        """The packed mask of `state` as int32 words, computed by the kernel and cached."""
-        s = self._id(state)
-        words = np.empty(self._words, dtype=np.uint32)
-        fill_trie_mask(self.dfa, self.vocab, s, words)
-        if self.dfa.accepting(s):
-            for t in self._eos:
-                words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-        words = words.view(np.int32)
+        """The packed mask of `state` as int32 words: its mask state's, computed by the kernel once."""
+        m = self.dfa.mask_state(self._id(state), self._depth)
+        words = self._masks.get(m)
+        if words is None:
+            words = np.empty(self._words, dtype=np.uint32)
+            fill_trie_mask(self.dfa, self.vocab, m, words)
+            if self.dfa.accepting(m):
+                for t in self._eos:
+                    words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            words = words.view(np.int32)
+            with self._lock:
+                self.mask_computations += 1
+                self._masks[m] = words
+                while len(self._masks) > self._cache_limit:  # first in, first out
+                    del self._masks[next(iter(self._masks))]
         with self._lock:
-            self.mask_computations += 1
             self._cache[state] = words
-            while len(self._cache) > self._cache_limit:  # first in, first out
-                del self._cache[next(iter(self._cache))]
+            if len(self._cache) > 8 * self._cache_limit:  # aliases only: dropping them costs a lookup
+                self._cache.clear()
         return words
 
     def fill_bitmask(self, state: int, row: Any) -> None:
