@@ -137,8 +137,8 @@ def test_kernel_matches_its_naive_loop():
         for out, kernel in ((fast, _trie_mask_kernel), (slow, _trie_mask_kernel.py_func)):
             stack = np.empty(trie.max_depth + 1, np.int32)
             stack[0] = state
-            done = kernel(dfa.table, dfa.trie_classes(trie, vocab.fingerprint), trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
-                          stack, out, 1)
+            done = kernel(dfa.table, dfa.byte_class, trie.byte, trie.depth, trie.skip, trie.tok_start,
+                          trie.tok_ids, stack, out, 1)
             assert done == trie.n_nodes  # every row was built, so the walk never stopped
         naive = np.array([bool(data) and dfa.step(state, data) >= 0 for data in vocab], dtype=bool)
         assert (fast == slow).all()

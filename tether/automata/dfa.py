@@ -58,7 +58,6 @@ class LazyDFA:
         self._live: dict[int, bool] = {}
         self._raw: dict[int, np.ndarray] = {}
         self._mask_states: dict[tuple[int, int], int] = {}
-        self._trie_classes: dict[str, np.ndarray] = {}
         self.initial = self._state(root, START)
 
     @classmethod
@@ -122,13 +121,6 @@ class LazyDFA:
         self._state_prev.append(prev)
         self._accepting.append(self.terms.accepts_here(term, prev))
         return s
-
-    def trie_classes(self, trie, key: str) -> np.ndarray:
-        """The byte class of the edge into each node of a token trie (what the mask kernel reads)."""
-        got = self._trie_classes.get(key)
-        if got is None:
-            got = self._trie_classes[key] = self.byte_class[trie.byte]
-        return got
 
     def covers(self, s: int, intervals: tuple, length: int) -> bool:
         """Whether every string of up to `length` characters of `intervals` is a live prefix from s."""

@@ -34,12 +34,12 @@ _STEP_BYTES = 128  # a (state, token) -> state dict entry, keys and value includ
 
 
 @numba.njit(cache=True, nogil=True)
-def _trie_mask_kernel(table, trie_class, trie_depth, trie_skip, tok_start, tok_ids, stack, out,
+def _trie_mask_kernel(table, byte_class, trie_byte, trie_depth, trie_skip, tok_start, tok_ids, stack, out,
                       i):  # pragma: no cover - compiled
     """Set bit t of `out` for every token t whose bytes lead from `stack[0]` to a live state.
 
     Starts at trie node `i` (1 for a fresh walk; `stack` holds the states along the
-    path above it); `trie_class[i]` is the DFA's byte class of the byte into node i. Returns the number of trie nodes when done, or the node at
+    path above it). Returns the number of trie nodes when done, or the node at
     which it met a row that is not built yet: build row `stack[depth[i] - 1]`, then
     call again with the same `i`. The naive loop it implements:
         for t, data in enumerate(tokens):
@@ -47,11 +47,11 @@ def _trie_mask_kernel(table, trie_class, trie_depth, trie_skip, tok_start, tok_i
             for b in data: s = table[s, byte_class[b]] if s >= 0 else -1
             if data and s >= 0: set bit t
     """
-    n = trie_class.shape[0]
+    n = trie_byte.shape[0]
     rows = table.shape[0]
     while i < n:
         d = trie_depth[i]
-        s = table[stack[d - 1], trie_class[i]]
+        s = table[stack[d - 1], byte_class[trie_byte[i]]]
         if s < 0:
             if s == -2:
                 return i
@@ -109,21 +109,20 @@ def fill_trie_mask(dfa: LazyDFA, vocab: Vocabulary, state: int, out: np.ndarray)
         raise ValueError(f"out has {out.shape[0]} words, vocabulary of {vocab.size} needs {bitmask_words(vocab.size)}")
     if not 0 <= state < dfa.n_states:
         raise InvalidState(f"state {state} is not a state of this DFA ({dfa.n_states} states)")
-    trie, key = vocab.trie, vocab.fingerprint
+    trie = vocab.trie
     out[:] = 0
     if dfa.accepts_all_short(state):
         for piece in slices(vocab):
             if dfa.covers(state, piece.intervals, piece.max_chars):
                 out |= piece.words
-                trie, key = piece.rest, piece.key
+                trie = piece.rest
                 break
-    trie_class = dfa.trie_classes(trie, key)
     stack = np.empty(trie.max_depth + 1, dtype=np.int32)
     stack[0] = state
     i = 1
     deadline = None
     while True:
-        i = _trie_mask_kernel(dfa.table, trie_class, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
+        i = _trie_mask_kernel(dfa.table, dfa.byte_class, trie.byte, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
                               stack, out, np.int64(i))
         if i >= trie.n_nodes:
             return

@@ -39,7 +39,6 @@ class Slice:
     max_chars: int
     words: np.ndarray  # uint32 bitmask over the vocabulary
     rest: TokenTrie  # the tokens outside the slice
-    key: str
 
 
 _cache: dict[str, list[Slice]] = {}
@@ -77,7 +76,7 @@ def _build(vocab: Vocabulary, pattern: str) -> Slice:
                 continue
         rest.append(data)
     words = pack_mask(in_slice).view(np.uint32)
-    return Slice(tree.intervals, longest, words, TokenTrie.build(rest), f"{vocab.fingerprint}/{pattern}")
+    return Slice(tree.intervals, longest, words, TokenTrie.build(rest))
 
 
 def _member_test(intervals: tuple):
