@@ -66,7 +66,7 @@ _END_CONTEXTS = _contexts(lambda p, n: n == END)
 
 HAS_ASSERT, HAS_LOOKBEHIND = 1, 2
 _NEWLINE_CUTS = (1 << 10) | (1 << 11)  # a newline is its own byte class where assertions look at it
-_BASE_CUTS = 1 | (1 << 256)
+BASE_CUTS = 1 | (1 << 256)
 _WIDE = 1 << 30  # "longer than anything a token spells"
 _CLAMP_WORK = 4000  # term nodes one clamp may visit before it gives up (keeping the term as it is)
 _CLAMP_NESTING = 200
@@ -547,7 +547,7 @@ class Terms:
 
     def classes(self, t: int) -> list[tuple[int, int]]:
         """The byte classes of a term: inclusive ranges on which its derivative is the same."""
-        cuts = self.cuts[t] | _BASE_CUTS
+        cuts = self.cuts[t] | BASE_CUTS
         bounds = []
         while cuts:
             low = cuts & -cuts

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import ConstraintTooLarge
 from ..grammar.regex import RegexNode, parse_regex
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
-from .derivatives import _BASE_CUTS, EMPTY, HAS_ASSERT, HAS_LOOKBEHIND, K_CHARS, K_LIT, NEWLINE, OTHER, START, Terms
+from .derivatives import BASE_CUTS, EMPTY, HAS_ASSERT, HAS_LOOKBEHIND, K_CHARS, K_LIT, NEWLINE, OTHER, START, Terms
 
 __all__ = ["LazyDFA", "DEAD", "UNEXPANDED"]
 
@@ -253,7 +253,7 @@ def _byte_classes(terms: Terms, root: int) -> tuple[np.ndarray, np.ndarray]:
     """(class of each byte, a byte of each class): the coarsest split that every character
     set of the pattern respects, with each UTF-8 continuation byte apart where any set is
     not ASCII (the tails that derivatives make tell them apart)."""
-    cuts = _BASE_CUTS
+    cuts = BASE_CUTS
     seen, stack = {root}, [root]
     multibyte = False
     while stack:

@@ -25,7 +25,7 @@ from ..limits import DEFAULT_LIMITS, Deadline, Limits
 from ..vocab import Vocabulary
 from .bitmask import bitmask_words
 from .constraint import Constraint
-from .dfa import DEAD, UNEXPANDED, LazyDFA
+from .dfa import DEAD, LazyDFA
 from .slices import slices
 
 __all__ = ["DFAConstraint", "fill_trie_mask", "walk", "as_token_id"]
