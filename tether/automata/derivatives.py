@@ -170,11 +170,11 @@ class Terms:
         key = (K_CHARS, intervals, None, None)
         t = self._intern.get(key)
         if t is None:
-            first, cuts, leads = _chars_classes(intervals)
+            first, cuts = _chars_classes(intervals)
             lowest = intervals[0][0]
             width = 1 if lowest < 0x80 else 2 if lowest < 0x800 else 3 if lowest < 0x10000 else 4
             t = self._new(key, 0, 0, first, cuts, 0, width)
-            self._leads[t] = leads
+            self._leads[t] = {}  # lead byte -> its tail, filled as derivatives need them
         return t
 
     def tail(self, k: int, rel: tuple) -> int:
@@ -597,8 +597,8 @@ def _lead_offsets(intervals: tuple, lead: int, n: int) -> tuple:
     return _clip(intervals, lo, hi, base) if lo <= hi else ()
 
 
-def _chars_classes(intervals: tuple) -> tuple[int, int, dict]:
-    """(first bytes, class cuts, an empty lead byte -> tail memo) of a code point set read as UTF-8."""
+def _chars_classes(intervals: tuple) -> tuple[int, int]:
+    """(first bytes, class cuts) of a code point set read as UTF-8."""
     first = 0
     # Bytes past ASCII are one class (all dead) unless the set has characters there.
     cuts = (1 << 0x80) | (1 << 0xC0) | (1 << 0xC2) | (1 << 0xF5) if intervals[-1][1] >= 0x80 else 1 << 0x80
@@ -617,4 +617,4 @@ def _chars_classes(intervals: tuple) -> tuple[int, int, dict]:
             if rel != previous:
                 cuts |= 1 << lead
                 previous = rel
-    return first, cuts, {}
+    return first, cuts

@@ -127,8 +127,8 @@ class LazyDFA:
         term = self._state_term[s]
         return not self.terms.flags[term] & HAS_ASSERT and self.terms.covers(term, intervals, length)
 
-    def accepts_all_short(self, s: int) -> bool:
-        """A cheap pre-test for `covers`: the state's first byte class is wide."""
+    def is_wide(self, s: int) -> bool:
+        """Whether most bytes may start a string from s (a cheap pre-test for `covers`)."""
         return bin(self.terms.first[self._state_term[s]]).count("1") > 128
 
     def mask_state(self, s: int, depth: int) -> int:
@@ -143,12 +143,16 @@ class LazyDFA:
                 self._mask_states[key] = got
         return got
 
-    def _grow(self) -> None:
-        rows = self.table.shape[0] * 2
+    def _check_memory(self, rows: int) -> None:
+        """Raise if an automaton with `rows` table rows would pass `Limits.automaton_bytes`."""
         figure = rows * self.row_bytes + _STATE_BYTES * self.n_states + self.terms.approx_bytes()
         if figure > self.limits.automaton_bytes:
             raise ConstraintTooLarge("building automaton states", figure, self.limits.automaton_bytes,
                                      unit="bytes", limit_name="automaton_bytes")
+
+    def _grow(self) -> None:
+        rows = self.table.shape[0] * 2
+        self._check_memory(rows)
         table = np.full((rows, self.table.shape[1]), UNEXPANDED, dtype=np.int32)
         table[: self.table.shape[0]] = self.table
         self.table = table  # readers holding the old array see UNEXPANDED and come back
@@ -192,9 +196,7 @@ class LazyDFA:
                         row[row == t] = DEAD
             self.table[s] = row
             self._raw.pop(s, None)
-            if self.nbytes() > self.limits.automaton_bytes:
-                raise ConstraintTooLarge("building automaton states", self.nbytes(), self.limits.automaton_bytes,
-                                         unit="bytes", limit_name="automaton_bytes")
+            self._check_memory(self.table.shape[0])
 
     def row(self, s: int) -> np.ndarray:
         self.expand(s)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numba
 import numpy as np
 
-from ..errors import InvalidState, TokenRejected, VocabularyError
+from ..errors import EmptyLanguage, InvalidState, TokenRejected, VocabularyError
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
 from ..vocab import Vocabulary
 from .bitmask import bitmask_words
@@ -111,7 +111,7 @@ def fill_trie_mask(dfa: LazyDFA, vocab: Vocabulary, state: int, out: np.ndarray)
         raise InvalidState(f"state {state} is not a state of this DFA ({dfa.n_states} states)")
     trie = vocab.trie
     out[:] = 0
-    if dfa.accepts_all_short(state):
+    if dfa.is_wide(state):
         for piece in slices(vocab):
             if dfa.covers(state, piece.intervals, piece.max_chars):
                 out |= piece.words
@@ -155,7 +155,7 @@ class DFAConstraint(Constraint):
     def __init__(self, dfa: LazyDFA, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *, source: str = "",
                  parse: Callable[[str], Any] | None = None):
         if dfa.is_empty:
-            raise ValueError("cannot compile an empty language")
+            raise EmptyLanguage("the automaton accepts no string, so nothing could be generated", source=source)
         self.dfa = dfa
         self.vocab = vocab
         self.limits = limits

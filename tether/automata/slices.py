@@ -15,6 +15,7 @@ smaller trie, are walked.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 
@@ -59,7 +60,7 @@ def slices(vocab: Vocabulary) -> list[Slice]:
 def _build(vocab: Vocabulary, pattern: str) -> Slice:
     tree = parse_regex(pattern)
     assert isinstance(tree, Chars)
-    inside = _member_test(tree.intervals)
+    whole = re.compile(f"(?:{pattern})+").fullmatch  # re: the same class, matched in C
     in_slice = np.zeros(vocab.size, dtype=bool)
     longest = 0
     rest: list[bytes | None] = []
@@ -69,7 +70,7 @@ def _build(vocab: Vocabulary, pattern: str) -> Slice:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
                 text = None
-            if text is not None and all(map(inside, text)):
+            if text is not None and whole(text):
                 in_slice[i] = True
                 longest = max(longest, len(text))
                 rest.append(None)
@@ -77,16 +78,3 @@ def _build(vocab: Vocabulary, pattern: str) -> Slice:
         rest.append(data)
     words = pack_mask(in_slice).view(np.uint32)
     return Slice(tree.intervals, longest, words, TokenTrie.build(rest))
-
-
-def _member_test(intervals: tuple):
-    """A fast `char in intervals` for the common case of a class that is mostly everything."""
-    ranges = [(chr(lo), chr(hi)) for lo, hi in intervals]
-
-    def inside(ch: str) -> bool:
-        for lo, hi in ranges:
-            if lo <= ch <= hi:
-                return True
-        return False
-
-    return inside
