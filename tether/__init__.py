@@ -4,17 +4,20 @@
     >>> vocab = tether.Vocabulary.from_file("tokenizer.json")
     >>> c = tether.regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").compile(vocab)
     >>> s = c.initial(); row = tether.allocate_bitmask(1, vocab.size)[0]; c.fill_bitmask(s, row)
+    >>> json = tether.lark(open("json.lark").read()).compile(vocab)   # context-free grammars too
 """
 
 from __future__ import annotations
 
 from .automata.bitmask import allocate_bitmask, apply_bitmask
 from .automata.constraint import Constraint, Matcher
+from .automata.grammar import Grammar, gbnf, lark
 from .automata.regular import Regex, regex
 from .errors import (
     ConstraintTooLarge,
     ContextLengthExceeded,
     EmptyLanguage,
+    GrammarError,
     InvalidPattern,
     InvalidState,
     Location,
@@ -66,6 +69,9 @@ __all__ = [
     "Vocabulary",
     "regex",
     "Regex",
+    "lark",
+    "gbnf",
+    "Grammar",
     "Constraint",
     "Matcher",
     "Limits",
@@ -90,6 +96,7 @@ __all__ = [
     "InvalidPattern",
     "UnsupportedPattern",
     "EmptyLanguage",
+    "GrammarError",
     "ConstraintTooLarge",
     "TokenRejected",
     "InvalidState",

@@ -23,6 +23,7 @@ __all__ = [
     "InvalidPattern",
     "UnsupportedPattern",
     "EmptyLanguage",
+    "GrammarError",
     "ConstraintTooLarge",
     "TokenRejected",
     "InvalidState",
@@ -118,6 +119,15 @@ class EmptyLanguage(SpecError):
 
     def describe(self) -> str:
         return "empty language"
+
+
+class GrammarError(SpecError):
+    """A grammar (Lark, GBNF, or one built from a schema) that cannot be compiled: it does not
+    parse, refers to an undefined rule or terminal, has a rule that derives no string, or uses a
+    terminal that cannot be generated (`%declare`). `location` names the rule and line/column."""
+
+    def describe(self) -> str:
+        return "invalid grammar"
 
 
 class ConstraintTooLarge(TetherError):

@@ -1,0 +1,402 @@
+"""A context-free grammar bound to a vocabulary: masks as a cached row per lexer state plus the
+few tokens that cross a lexeme boundary, checked against the parse.
+
+A token allowed from configuration pair (parser node p, lexer state l) either stays inside
+the lexeme being read (it only moves l: whatever the parse, the same tokens do this, so that
+part of the mask is computed once per lexer state, with the trie nodes where a lexeme may
+end on the way), or ends the lexeme inside the token and goes on from a new parser node.
+Only the subtrees below those *boundary* nodes are walked per parse position, by a numba
+kernel that follows the lexer and the parser's scan table; where it meets an entry not
+built yet it notes it, Python builds it, and the walk reruns (it only ever sets bits).
+
+    >>> c = tether.lark(grammar).compile(vocab)
+    >>> s = c.advance(c.initial(), token_id); c.fill_bitmask(s, row)
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numba
+import numpy as np
+from numba import types
+from numba.typed import Dict
+
+from ..errors import InvalidState, TokenRejected, VocabularyError
+from ..limits import DEFAULT_LIMITS, Deadline, Limits
+from ..vocab import Vocabulary
+from .bitmask import bitmask_words
+from .constraint import Constraint
+from .dfa import DEAD, UNEXPANDED
+from .earley import CFGAutomaton
+from .index import _copy_into, _trie_mask_kernel, _walk_kernel, as_token_id
+
+__all__ = ["CFGConstraint"]
+
+_STEP_BYTES = 128
+_MISSING = 256  # entries a fork walk notes before Python builds them
+
+# What a fork walk found missing (column 0 of `missing`): build it, then walk again.
+_NEED_SCAN, _NEED_START, _NEED_LEXER, _NEED_RERUN = 0, 1, 2, 3
+_JOB_KEY = types.UniTuple(types.int64, 3)  # (trie node, parser node, lexer state)
+
+
+@numba.njit(cache=True, nogil=True)
+def _lexer_mask_kernel(table, acc_start, byte_class, trie_byte, trie_depth, trie_skip, tok_start, tok_ids,
+                       stack, out, b_nodes, b_lex, nb, i):  # pragma: no cover - compiled
+    """The trie walk of `_trie_mask_kernel` over the lexer table, also noting each inner trie node
+    where a lexeme may end (b_nodes/b_lex, nb so far). Returns (node to resume at or n, nb)."""
+    n = trie_byte.shape[0]
+    rows = table.shape[0]
+    while i < n:
+        d = trie_depth[i]
+        s = table[stack[d - 1], byte_class[trie_byte[i]]]
+        if s < 0:
+            if s == -2:
+                return i, nb
+            i = trie_skip[i]
+            continue
+        if s >= rows:
+            return i, nb
+        stack[d] = s
+        for j in range(tok_start[i], tok_start[i + 1]):
+            t = tok_ids[j]
+            out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        if acc_start[s + 1] > acc_start[s] and trie_skip[i] > i + 1:
+            b_nodes[nb] = i
+            b_lex[nb] = s
+            nb += 1
+        i += 1
+    return n, nb
+
+
+@numba.njit(cache=True, nogil=True)
+def _push_forks(i, s, p, acc_start, acc_terms, scan_next, lex_start, n_real, jobs, nj, seen, missing, nm):
+    """Queue a walk below trie node i for every terminal whose lexeme may end there."""
+    overflow = False
+    for a in range(acc_start[s], acc_start[s + 1]):
+        term = acc_terms[a]
+        if term >= n_real:  # an ignored terminal: the parser stays
+            p2 = p
+        elif p >= scan_next.shape[0]:
+            p2 = -3
+        else:
+            p2 = scan_next[p, term]
+        if p2 == -1:  # not expected here (cannot happen: the lexer of p reads only what p expects)
+            continue
+        if p2 < 0:
+            if nm < missing.shape[0]:
+                missing[nm, 0] = 0 if p2 == -2 else 3
+                missing[nm, 1] = p
+                missing[nm, 2] = term
+            nm += 1
+            continue
+        lex = lex_start[p2] if p2 < lex_start.shape[0] else -3
+        if lex < 0:
+            if nm < missing.shape[0]:
+                missing[nm, 0] = 1 if lex == -2 else 3
+                missing[nm, 1] = p2
+            nm += 1
+            continue
+        key = (np.int64(i), np.int64(p2), np.int64(lex))
+        if key in seen:
+            continue
+        if nj >= jobs.shape[0]:
+            overflow = True
+            continue
+        seen[key] = True
+        jobs[nj, 0] = i
+        jobs[nj, 1] = p2
+        jobs[nj, 2] = lex
+        nj += 1
+    return nj, nm, overflow
+
+
+@numba.njit(cache=True, nogil=True)
+def _fork_kernel(lex_table, acc_start, acc_terms, byte_class, scan_next, lex_start, n_real,
+                 trie_byte, trie_depth, trie_skip, tok_start, tok_ids,
+                 parser_node, b_nodes, b_lex, out, jobs, stack, missing):  # pragma: no cover - compiled
+    """Set the bits of the tokens that end a lexeme inside themselves and go on from the parse.
+
+    (b_nodes[k], b_lex[k]): trie nodes where the lexeme read from `parser_node` may end. Each
+    becomes a job (trie node, parser node after the lexeme, its fresh lexer state) whose
+    subtree is walked through the lexer; nested boundaries queue more jobs. Returns (number of
+    missing entries noted in `missing`, whether `jobs` overflowed).
+    """
+    rows = lex_table.shape[0]
+    seen = Dict.empty(key_type=_JOB_KEY, value_type=types.boolean)
+    nj = 0
+    nm = 0
+    overflow = False
+    for k in range(b_nodes.shape[0]):
+        nj, nm, full = _push_forks(b_nodes[k], b_lex[k], parser_node, acc_start, acc_terms, scan_next, lex_start,
+                                   n_real, jobs, nj, seen, missing, nm)
+        overflow |= full
+    while nj > 0:
+        nj -= 1
+        m = jobs[nj, 0]
+        p = jobs[nj, 1]
+        stack[0] = jobs[nj, 2]
+        base = trie_depth[m]
+        i = m + 1
+        end = trie_skip[m]
+        while i < end:
+            d = trie_depth[i] - base
+            s = lex_table[stack[d - 1], byte_class[trie_byte[i]]]
+            if s < 0 or s >= rows:
+                if s == -2 or s >= rows:
+                    if nm < missing.shape[0]:
+                        missing[nm, 0] = 2 if s == -2 else 3
+                        missing[nm, 1] = stack[d - 1]
+                    nm += 1
+                i = trie_skip[i]
+                continue
+            stack[d] = s
+            for j in range(tok_start[i], tok_start[i + 1]):
+                t = tok_ids[j]
+                out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            if acc_start[s + 1] > acc_start[s] and trie_skip[i] > i + 1:
+                nj, nm, full = _push_forks(i, s, p, acc_start, acc_terms, scan_next, lex_start, n_real, jobs, nj,
+                                           seen, missing, nm)
+                overflow |= full
+            i += 1
+    return nm, overflow
+
+
+@dataclass(frozen=True)
+class _LexerMask:
+    """What one lexer state allows whatever the parse: the tokens that stay in the lexeme, and the
+    trie nodes (with the lexer state there) where the lexeme may end inside a token."""
+
+    words: np.ndarray  # uint32
+    b_nodes: np.ndarray  # int64
+    b_lex: np.ndarray  # int64
+    terms: tuple[int, ...]  # the terminals that may end at those nodes
+
+
+class CFGConstraint(Constraint):
+    """A context-free constraint over one vocabulary (see the module docstring for how masks work).
+
+    States are ints tagged with their automaton, as for `DFAConstraint`; forking a state copies
+    nothing. Thread-safe; picklable (caches refill on use).
+    """
+
+    def __init__(self, automaton: CFGAutomaton, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *,
+                 source: str = "", parse: Callable[[str], Any] | None = None):
+        self.automaton = automaton
+        self.vocab = vocab
+        self.limits = limits
+        self.source = source
+        self._parse = parse
+        self._tag = (id(automaton) & 0xFFFFF) + 1
+        self._setup()
+
+    def _setup(self) -> None:
+        vocab = self.vocab
+        self._eos = tuple(vocab.eos_ids)
+        self._eos_set = frozenset(self._eos)
+        self._words = bitmask_words(vocab.size)
+        self._lexer_masks: dict[int, _LexerMask] = {}
+        self._masks: dict[int, np.ndarray] = {}
+        self._cache_limit = max(1, self.limits.mask_cache_bytes * 3 // 8 // (self._words * 4))
+        self._steps_limit = max(1024, self.limits.mask_cache_bytes // 8 // _STEP_BYTES)
+        self._steps: dict[tuple[int, int], int] = {}
+        self._lock = threading.Lock()
+        self._jobs = np.empty((4096, 3), dtype=np.int64)
+        self.mask_computations = 0
+
+    def __getstate__(self) -> dict:
+        return {"automaton": self.automaton, "vocab": self.vocab, "limits": self.limits, "source": self.source,
+                "_parse": self._parse, "_tag": self._tag}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    def __repr__(self) -> str:
+        a = self.automaton
+        return (f"CFGConstraint({self.source[:60]!r}, parser nodes={a.n_nodes}, lexer states={a.n_lexer_states}, "
+                f"vocab={self.vocab.size})")
+
+    def parse(self, text: str) -> Any:
+        return self._parse(text) if self._parse is not None else text
+
+    # -- states
+
+    def _state(self, s: int) -> int:
+        return (self._tag << 32) | s
+
+    def _id(self, state: Any) -> int:
+        if type(state) is not int or state >> 32 != self._tag or not 0 <= (state & 0xFFFFFFFF) < self.automaton.n_states:
+            raise InvalidState(f"{state!r} is not a state of {self!r}: states come from its initial() and advance()")
+        return state & 0xFFFFFFFF
+
+    def initial(self) -> int:
+        return self._state(self.automaton.initial)
+
+    def is_accepting(self, state: int) -> bool:
+        return self.automaton.accepting(self._id(state))
+
+    def is_finished(self, state: int) -> bool:
+        return self.automaton.is_finished(self._id(state))
+
+    # -- one token
+
+    def _walk(self, config: int, data: bytes) -> int:
+        a = self.automaton
+        arr = np.frombuffer(data, dtype=np.uint8)
+        pos = 0
+        while True:
+            config, pos = _walk_kernel(a.table, a.byte_class, np.int32(config), arr, np.int64(pos))
+            if config < 0 or pos == len(arr):
+                return int(config)
+            config = a.expand_cell(int(config), int(a.byte_class[arr[pos]]))
+            if config < 0:
+                return DEAD
+            pos += 1
+
+    def _next(self, state: int, token_id: int) -> int:
+        key = (state, token_id)
+        nxt = self._steps.get(key)
+        if nxt is not None:
+            return nxt
+        if not 0 <= token_id < self.vocab.size:
+            raise VocabularyError(f"token id {token_id} is outside the vocabulary of {self.vocab.size:,} ids")
+        data = self.vocab[token_id]
+        s = self._walk(self._id(state), data) if data else DEAD
+        nxt = DEAD if s < 0 else self._state(s)
+        if len(self._steps) >= self._steps_limit:
+            self._steps.clear()
+        self._steps[key] = nxt
+        return nxt
+
+    def allows(self, state: int, token_id: int) -> bool:
+        token_id = token_id if type(token_id) is int else as_token_id(token_id)
+        if token_id in self._eos_set:
+            return self.is_accepting(state)
+        return self._next(state, token_id) >= 0
+
+    def advance(self, state: int, token_id: int) -> int:
+        nxt = self._steps.get((state, token_id))
+        if nxt is not None and nxt >= 0:
+            return nxt
+        token_id = token_id if type(token_id) is int else as_token_id(token_id)
+        if token_id in self._eos_set:
+            if self.is_accepting(state):
+                return state
+            raise TokenRejected(state, token_id, None)
+        nxt = self._next(state, token_id)
+        if nxt < 0:
+            raise TokenRejected(state, token_id, self.vocab[token_id])
+        return nxt
+
+    # -- masks
+
+    def _lexer_mask(self, lex: int, deadline: Deadline) -> _LexerMask:
+        got = self._lexer_masks.get(lex)
+        if got is not None:
+            return got
+        a = self.automaton
+        trie = self.vocab.trie
+        words = np.zeros(self._words, dtype=np.uint32)
+        b_nodes = np.empty(trie.n_nodes, dtype=np.int64)
+        b_lex = np.empty(trie.n_nodes, dtype=np.int64)
+        stack = np.empty(trie.max_depth + 1, dtype=np.int32)
+        stack[0] = lex
+        i, nb = 1, 0
+        while True:
+            i, nb = _lexer_mask_kernel(a.lex_table, a.lex_acc_start, a.byte_class, trie.byte, trie.depth, trie.skip,
+                                       trie.tok_start, trie.tok_ids, stack, words, b_nodes, b_lex, np.int64(nb),
+                                       np.int64(i))
+            if i >= trie.n_nodes:
+                break
+            a.expand_lexer(int(stack[trie.depth[i] - 1]), deadline)
+        b_lex = b_lex[:nb].copy()
+        terms = sorted({t for s in np.unique(b_lex).tolist() for t in a.lex_accepts[s]})
+        got = _LexerMask(words, b_nodes[:nb].copy(), b_lex, tuple(terms))
+        self._lexer_masks[lex] = got
+        return got
+
+    def _fork(self, node: int, lm: _LexerMask, out: np.ndarray, deadline: Deadline) -> None:
+        a = self.automaton
+        trie = self.vocab.trie
+        for term in lm.terms:  # the first level of boundaries, built before the walk
+            nxt = a.scan(node, term)
+            a.expand_lexer(a.start_lexer(nxt), deadline)
+        stack = np.empty(trie.max_depth + 1, dtype=np.int64)
+        missing = np.empty((_MISSING, 3), dtype=np.int64)
+        while True:
+            n_missing, overflow = _fork_kernel(
+                a.lex_table, a.lex_acc_start, a.lex_acc_terms, a.byte_class, a.scan_next, a.lex_start,
+                a.n_terminals, trie.byte, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
+                node, lm.b_nodes, lm.b_lex, out, self._jobs, stack, missing)
+            if overflow:
+                self._jobs = np.empty((2 * self._jobs.shape[0], 3), dtype=np.int64)
+            if not n_missing and not overflow:
+                return
+            deadline.check_now()
+            for kind, x, y in missing[: min(n_missing, _MISSING)].tolist():
+                if kind == _NEED_SCAN:
+                    a.scan(x, y)
+                elif kind == _NEED_START:
+                    a.start_lexer(x)
+                elif kind == _NEED_LEXER:
+                    a.expand_lexer(x, deadline)
+
+    def _words_for(self, state: int) -> np.ndarray:
+        config = self._id(state)
+        words = self._masks.get(config)
+        if words is not None:
+            return words
+        a = self.automaton
+        deadline = self.limits.deadline("building parser and lexer states for a mask")
+        words = np.zeros(self._words, dtype=np.uint32)
+        for node, lex in a.pairs(config):
+            lm = self._lexer_mask(lex, deadline)
+            words |= lm.words
+            if lm.b_nodes.shape[0]:
+                self._fork(node, lm, words, deadline)
+        if a.accepting(config):
+            for t in self._eos:
+                words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        words = words.view(np.int32)
+        with self._lock:
+            self.mask_computations += 1
+            self._masks[config] = words
+            while len(self._masks) > self._cache_limit:
+                del self._masks[next(iter(self._masks))]
+        return words
+
+    def fill_bitmask(self, state: int, row: Any) -> None:
+        words = self._masks.get(state & 0xFFFFFFFF) if type(state) is int and state >> 32 == self._tag else None
+        if words is None:
+            words = self._words_for(state)
+        if type(row) is np.ndarray and row.dtype == np.int32 and row.shape == words.shape:
+            row[...] = words
+            return
+        _copy_into(row, words)
+
+    def reference_mask(self, state: int) -> np.ndarray:
+        """The mask computed the slow, obvious way: every token walked through the configuration
+        automaton (the same kernel as a regex mask). For tests of the fast path."""
+        a = self.automaton
+        config = self._id(state)
+        trie = self.vocab.trie
+        out = np.zeros(self._words, dtype=np.uint32)
+        stack = np.empty(trie.max_depth + 1, dtype=np.int32)
+        stack[0] = config
+        i = 1
+        while True:
+            i = _trie_mask_kernel(a.table, a.byte_class, trie.byte, trie.depth, trie.skip, trie.tok_start,
+                                  trie.tok_ids, stack, out, np.int64(i))
+            if i >= trie.n_nodes:
+                break
+            a.expand_cell(int(stack[trie.depth[i] - 1]), int(a.byte_class[trie.byte[i]]))
+        if a.accepting(config):
+            for t in self._eos:
+                out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        from .bitmask import unpack_bitmask
+
+        return unpack_bitmask(out.view(np.int32), self.vocab.size)

@@ -1,0 +1,324 @@
+"""The context-free engine's automaton: an Earley parser over lexemes, a lexer over byte DFAs,
+and the byte-level states built from both, all hash-consed and built lazily.
+
+Three kinds of objects, each an int id into tables that only grow:
+
+* a **parser node** is an Earley column at a lexeme boundary: items (symbol automaton state,
+  origin node). Its identity is its kernel, the items that scanning the last lexeme produced,
+  so two parses that reach the same items from the same origins share a node (the way a GLR
+  stack merges). Scanning terminal t at node p gives node `scan(p, t)`, memoised.
+* a **lexer state** is the tuple of (terminal, DFA state) pairs still alive in the lexeme being
+  read, plus whether the lexeme is still empty. It does not depend on the parse, so everything
+  computed per lexer state (its transitions; per vocabulary, its token masks) is shared by
+  every parse position that reads the same terminals.
+* a **configuration** (the constraint's state) is a set of (parser node, lexer state) pairs:
+  the text read so far may end inside different lexemes of different parses, since every way
+  of splitting the text into terminals counts. Its byte transitions form a lazily built
+  table (cell by cell), read by the same numba walk kernel as a regex DFA.
+
+A pair whose lexer state accepts terminal t also stands for (scan(p, t), fresh lexer state):
+configurations are closed under ending a lexeme. Ignored terminals end a lexeme without
+moving the parser. Every pair can reach acceptance (Earley's correct-prefix property on a
+grammar whose rules all derive strings, with live DFA states), so masks need no search.
+
+    >>> auto = CFGAutomaton(lower(ir))
+    >>> c = auto.step(auto.initial, b"[1,")
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ..errors import ConstraintTooLarge
+from ..limits import DEFAULT_LIMITS, Deadline, Limits
+from .dfa import DEAD, UNEXPANDED
+from .rules import RuleTables
+
+__all__ = ["CFGAutomaton", "ROOT"]
+
+ROOT = -1  # the origin of the start rule's item
+_ITEM_BYTES = 120  # an Earley item in a node's sets and lists, with its share of dict overhead
+_NODE_BYTES = 600
+_PAIR_BYTES = 100
+
+
+class CFGAutomaton:
+    """Parser nodes, lexer states and configurations of one grammar; thread-safe (one lock)."""
+
+    def __init__(self, tables: RuleTables, limits: Limits = DEFAULT_LIMITS):
+        self.tables = tables
+        self.limits = limits
+        self._lock = threading.RLock()
+        self.n_terminals = len(tables.dfas)
+        self.lexer_dfas = tables.dfas + tables.ignore_dfas
+        self.ignore_ids = tuple(range(self.n_terminals, len(self.lexer_dfas)))
+        self.byte_class, self.class_bytes = _joint_classes(self.lexer_dfas)
+        n_classes = len(self.class_bytes)
+        self._bytes = 0
+        # -- parser nodes
+        self._node_ids: dict[frozenset, int] = {}
+        self._scans: list[dict[int, frozenset]] = []  # node -> {terminal: kernel of the scanned node}
+        self._waiting: list[dict[int, tuple]] = []  # node -> {rule: ((next state, origin), ...)}
+        self.node_accepting: list[bool] = []
+        self.expected: list[tuple[int, ...]] = []  # node -> terminals it can scan
+        # Kernel-facing arrays: scan_next[p, t] (UNEXPANDED until asked, DEAD if t is not
+        # expected at p) and lex_start[p], the fresh lexer state of node p.
+        self.scan_next = np.full((64, max(1, self.n_terminals)), DEAD, dtype=np.int32)
+        self.lex_start = np.full(64, UNEXPANDED, dtype=np.int32)
+        # -- lexer states
+        self._lex_ids: dict[tuple, int] = {}
+        self._lex_pairs: list[tuple[tuple[int, int], ...]] = []
+        self.lex_fresh: list[bool] = []
+        self.lex_accepts: list[tuple[int, ...]] = []
+        self.lex_table = np.full((64, n_classes), UNEXPANDED, dtype=np.int32)
+        self.lex_acc_start = np.zeros(65, dtype=np.int64)  # CSR of accepted terminals, for kernels
+        self._lex_acc_flat: list[int] = []
+        self.lex_acc_terms = np.zeros(64, dtype=np.int32)
+        # -- configurations
+        self._config_ids: dict[frozenset, int] = {}
+        self._configs: list[tuple[tuple[int, int], ...]] = []
+        self.config_accepting: list[bool] = []
+        self.table = np.full((64, n_classes), UNEXPANDED, dtype=np.int32)
+        root = self._node(frozenset({(tables.init[tables.start], ROOT)}))
+        self.initial = self._config(self._close([(root, self.start_lexer(root))]))
+
+    # ------------------------------------------------------------------ memory
+
+    def _account(self, nbytes: int) -> None:
+        self._bytes += nbytes
+        if self._bytes > self.limits.automaton_bytes:
+            raise ConstraintTooLarge("building parser states", self.nbytes(), self.limits.automaton_bytes,
+                                     unit="bytes", limit_name="automaton_bytes")
+
+    def nbytes(self) -> int:
+        return (self._bytes + self.scan_next.nbytes + self.lex_start.nbytes + self.lex_table.nbytes
+                + self.table.nbytes + sum(d.nbytes() for d in self.lexer_dfas))
+
+    # ------------------------------------------------------------------ parser nodes
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self._scans)
+
+    def _node(self, kernel: frozenset) -> int:
+        got = self._node_ids.get(kernel)
+        if got is not None:
+            return got
+        t = self.tables
+        n = len(self._scans)
+        items = set(kernel)
+        agenda = list(kernel)
+        scans: dict[int, list] = {}
+        waiting: dict[int, list] = {}
+        accepting = False
+        while agenda:
+            state, origin = agenda.pop()
+            if t.final[state]:
+                rule = t.rule_of[state]
+                if origin == ROOT:
+                    accepting = True
+                elif origin != n:  # completions inside this node are the nullable skips below
+                    for item in self._waiting[origin].get(rule, ()):
+                        if item not in items:
+                            items.add(item)
+                            agenda.append(item)
+            for term, nxt in t.t_edges[state]:
+                scans.setdefault(term, []).append((nxt, origin))
+            for rule, nxt in t.r_edges[state]:
+                waiting.setdefault(rule, []).append((nxt, origin))
+                predicted = (t.init[rule], n)
+                if predicted not in items:
+                    items.add(predicted)
+                    agenda.append(predicted)
+                if t.nullable[rule] and (nxt, origin) not in items:
+                    items.add((nxt, origin))
+                    agenda.append((nxt, origin))
+        self._account(_NODE_BYTES + _ITEM_BYTES * (len(items) + sum(map(len, scans.values()))))
+        self._node_ids[kernel] = n
+        self._scans.append({term: frozenset(v) for term, v in scans.items()})
+        self._waiting.append({rule: tuple(v) for rule, v in waiting.items()})
+        self.node_accepting.append(accepting)
+        self.expected.append(tuple(sorted(scans)))
+        if n >= self.scan_next.shape[0]:
+            self.scan_next = _grown(self.scan_next, DEAD)
+            self.lex_start = _grown(self.lex_start, UNEXPANDED)
+        for term in scans:
+            self.scan_next[n, term] = UNEXPANDED
+        return n
+
+    def scan(self, node: int, term: int) -> int:
+        """The node after a lexeme of terminal `term` at `node` (an ignored terminal: `node`)."""
+        if term >= self.n_terminals:
+            return node
+        nxt = int(self.scan_next[node, term])
+        if nxt != UNEXPANDED:
+            return nxt
+        with self._lock:
+            nxt = self._node(self._scans[node][term])
+            self.scan_next[node, term] = nxt
+        return nxt
+
+    def start_lexer(self, node: int) -> int:
+        """The fresh lexer state of `node`: its expected terminals and the ignored ones."""
+        got = int(self.lex_start[node])
+        if got != UNEXPANDED:
+            return got
+        with self._lock:
+            pairs = tuple((term, self.lexer_dfas[term].initial) for term in self.expected[node] + self.ignore_ids)
+            got = self._lexer(pairs, True)
+            self.lex_start[node] = got
+        return got
+
+    # ------------------------------------------------------------------ lexer states
+
+    @property
+    def n_lexer_states(self) -> int:
+        return len(self._lex_pairs)
+
+    def _lexer(self, pairs: tuple[tuple[int, int], ...], fresh: bool) -> int:
+        key = (pairs, fresh)
+        got = self._lex_ids.get(key)
+        if got is not None:
+            return got
+        s = len(self._lex_pairs)
+        self._lex_ids[key] = s
+        self._lex_pairs.append(pairs)
+        self.lex_fresh.append(fresh)
+        accepts = () if fresh else tuple(term for term, q in pairs if self.lexer_dfas[term].accepting(q))
+        self.lex_accepts.append(accepts)
+        if s >= self.lex_table.shape[0]:
+            self.lex_table = _grown(self.lex_table, UNEXPANDED)
+            grown = np.zeros(2 * self.lex_acc_start.shape[0] - 1, dtype=np.int64)
+            grown[: self.lex_acc_start.shape[0]] = self.lex_acc_start
+            self.lex_acc_start = grown
+        self._lex_acc_flat.extend(accepts)
+        if len(self._lex_acc_flat) > self.lex_acc_terms.shape[0]:
+            self.lex_acc_terms = np.zeros(2 * len(self._lex_acc_flat), dtype=np.int32)
+            self.lex_acc_terms[: len(self._lex_acc_flat)] = self._lex_acc_flat
+        else:
+            self.lex_acc_terms[len(self._lex_acc_flat) - len(accepts): len(self._lex_acc_flat)] = accepts
+        self.lex_acc_start[s + 1] = len(self._lex_acc_flat)
+        self.lex_acc_start[s + 2:] = len(self._lex_acc_flat)
+        self._account(_NODE_BYTES + 16 * len(pairs))
+        return s
+
+    def expand_lexer(self, s: int, deadline: Deadline | None = None) -> None:
+        """Build row s of the lexer table: each byte class steps every terminal DFA of the lexeme."""
+        if self.lex_table[s, 0] != UNEXPANDED:
+            return
+        with self._lock:
+            if self.lex_table[s, 0] != UNEXPANDED:
+                return
+            deadline = deadline or self.limits.deadline("building lexer states")
+            pairs = self._lex_pairs[s]
+            row = np.empty(len(self.class_bytes), dtype=np.int32)
+            for c, b in enumerate(self.class_bytes.tolist()):
+                deadline.check()
+                nxt = []
+                for term, q in pairs:
+                    dfa = self.lexer_dfas[term]
+                    q2 = int(dfa.row(q)[dfa.byte_class[b]])
+                    if q2 >= 0:
+                        nxt.append((term, q2))
+                row[c] = self._lexer(tuple(nxt), False) if nxt else DEAD
+            self.lex_table[s] = row
+
+    def lexer_step(self, s: int, c: int) -> int:
+        if self.lex_table[s, 0] == UNEXPANDED:
+            self.expand_lexer(s)
+        return int(self.lex_table[s, c])
+
+    def lexer_is_stuck(self, s: int) -> bool:
+        """Whether no byte can extend the lexeme (every transition is dead)."""
+        if self.lex_table[s, 0] == UNEXPANDED:
+            self.expand_lexer(s)
+        return bool((self.lex_table[s] < 0).all())
+
+    # ------------------------------------------------------------------ configurations
+
+    @property
+    def n_states(self) -> int:
+        return len(self._configs)
+
+    def pairs(self, config: int) -> tuple[tuple[int, int], ...]:
+        return self._configs[config]
+
+    def _close(self, pairs) -> frozenset:
+        """Add, for each pair whose lexeme may end here, the pair that ends it."""
+        out = set(pairs)
+        for node, lex in pairs:
+            for term in self.lex_accepts[lex]:
+                nxt = self.scan(node, term)
+                out.add((nxt, self.start_lexer(nxt)))
+        return frozenset(out)
+
+    def _config(self, pairs: frozenset) -> int:
+        got = self._config_ids.get(pairs)
+        if got is not None:
+            return got
+        s = len(self._configs)
+        self._config_ids[pairs] = s
+        self._configs.append(tuple(sorted(pairs)))
+        self.config_accepting.append(any(self.lex_fresh[lex] and self.node_accepting[node] for node, lex in pairs))
+        if s >= self.table.shape[0]:
+            self.table = _grown(self.table, UNEXPANDED)
+        self._account(_NODE_BYTES + _PAIR_BYTES * len(pairs))
+        return s
+
+    def expand_cell(self, config: int, c: int, deadline: Deadline | None = None) -> int:
+        """The configuration after a byte of class c (DEAD if none), stored in the table."""
+        got = int(self.table[config, c])
+        if got != UNEXPANDED:
+            return got
+        with self._lock:
+            moved = []
+            for node, lex in self._configs[config]:
+                nxt = self.lexer_step(lex, c)
+                if nxt >= 0:
+                    moved.append((node, nxt))
+            got = self._config(self._close(moved)) if moved else DEAD
+            self.table[config, c] = got
+        return got
+
+    def accepting(self, config: int) -> bool:
+        return self.config_accepting[config]
+
+    def is_finished(self, config: int) -> bool:
+        """Accepting, and no byte may follow."""
+        return self.config_accepting[config] and all(self.lexer_is_stuck(lex) for _, lex in self._configs[config])
+
+    def step(self, config: int, data: bytes) -> int:
+        """The configuration after `data`, or DEAD."""
+        for b in data:
+            if config < 0:
+                return DEAD
+            config = self.expand_cell(config, int(self.byte_class[b]))
+        return config
+
+    def matches(self, data: bytes) -> bool:
+        s = self.step(self.initial, data)
+        return s >= 0 and self.config_accepting[s]
+
+
+def _grown(table: np.ndarray, fill: int) -> np.ndarray:
+    grown = np.full((2 * table.shape[0],) + table.shape[1:], fill, dtype=table.dtype)
+    grown[: table.shape[0]] = table
+    return grown
+
+
+def _joint_classes(dfas) -> tuple[np.ndarray, np.ndarray]:
+    """Byte classes no terminal tells apart: the common refinement of every terminal's classes."""
+    keys: dict[tuple, int] = {}
+    byte_class = np.empty(256, dtype=np.int32)
+    reps: list[int] = []
+    columns = [d.byte_class for d in dfas]
+    for b in range(256):
+        key = tuple(int(col[b]) for col in columns)
+        c = keys.get(key)
+        if c is None:
+            c = keys[key] = len(reps)
+            reps.append(b)
+        byte_class[b] = c
+    return byte_class, np.array(reps, dtype=np.int64)
