@@ -36,10 +36,9 @@ from .index import _copy_into, _trie_mask_kernel, _walk_kernel, as_token_id
 __all__ = ["CFGConstraint"]
 
 _STEP_BYTES = 128
-_MISSING = 256  # entries a fork walk notes before Python builds them
-
-# What a fork walk found missing (column 0 of `missing`): build it, then walk again.
-_NEED_SCAN, _NEED_START, _NEED_LEXER, _NEED_RERUN = 0, 1, 2, 3
+_NEED_SCAN, _NEED_START, _NEED_LEXER, _NEED_RERUN, _NEED_ROOM = 1, 2, 3, 4, 5
+# Slots of the fork kernel's saved position (`ctl`), so that it can stop and resume.
+_PHASE, _K, _NJ, _ACTIVE, _I, _END, _BASE, _P, _REDO = range(9)
 _JOB_KEY = types.UniTuple(types.int64, 3)  # (trie node, parser node, lexer state)
 
 
@@ -72,97 +71,124 @@ def _lexer_mask_kernel(table, acc_start, byte_class, trie_byte, trie_depth, trie
     return n, nb
 
 
+@numba.njit(cache=True)
+def _new_seen():  # a typed dict made by numba: 3 µs, where Dict.empty from Python costs 50 µs
+    return Dict.empty(key_type=_JOB_KEY, value_type=types.boolean)
+
+
 @numba.njit(cache=True, nogil=True)
-def _push_forks(i, s, p, acc_start, acc_terms, scan_next, lex_start, n_real, jobs, nj, seen, missing, nm):
-    """Queue a walk below trie node i for every terminal whose lexeme may end there."""
-    overflow = False
+def _push_forks(i, s, p, acc_start, acc_terms, scan_next, lex_start, jobs, ctl, seen, need):
+    """Queue a walk below trie node i for every terminal whose lexeme may end there (lexer state s,
+    parser node p). Returns 0, or what must be built first (`need` holds which): then nothing of
+    this node is lost, since queued jobs are remembered in `seen` and the node is redone."""
     for a in range(acc_start[s], acc_start[s + 1]):
         term = acc_terms[a]
-        if term >= n_real:  # an ignored terminal: the parser stays
-            p2 = p
-        elif p >= scan_next.shape[0]:
-            p2 = -3
-        else:
-            p2 = scan_next[p, term]
+        if p >= scan_next.shape[0]:
+            return _NEED_RERUN
+        p2 = scan_next[p, term]
         if p2 == -1:  # not expected here (cannot happen: the lexer of p reads only what p expects)
             continue
-        if p2 < 0:
-            if nm < missing.shape[0]:
-                missing[nm, 0] = 0 if p2 == -2 else 3
-                missing[nm, 1] = p
-                missing[nm, 2] = term
-            nm += 1
-            continue
-        lex = lex_start[p2] if p2 < lex_start.shape[0] else -3
-        if lex < 0:
-            if nm < missing.shape[0]:
-                missing[nm, 0] = 1 if lex == -2 else 3
-                missing[nm, 1] = p2
-            nm += 1
-            continue
+        if p2 == -2:
+            need[0] = p
+            need[1] = term
+            return _NEED_SCAN
+        if p2 >= lex_start.shape[0]:
+            return _NEED_RERUN
+        lex = lex_start[p2]
+        if lex == -2:
+            need[0] = p2
+            return _NEED_START
         key = (np.int64(i), np.int64(p2), np.int64(lex))
         if key in seen:
             continue
+        nj = ctl[_NJ]
         if nj >= jobs.shape[0]:
-            overflow = True
-            continue
+            return _NEED_ROOM
         seen[key] = True
         jobs[nj, 0] = i
         jobs[nj, 1] = p2
         jobs[nj, 2] = lex
-        nj += 1
-    return nj, nm, overflow
+        ctl[_NJ] = nj + 1
+    return 0
 
 
 @numba.njit(cache=True, nogil=True)
-def _fork_kernel(lex_table, acc_start, acc_terms, byte_class, scan_next, lex_start, n_real,
+def _fork_kernel(lex_table, acc_start, acc_terms, byte_class, scan_next, lex_start,
                  trie_byte, trie_depth, trie_skip, tok_start, tok_ids,
-                 parser_node, b_nodes, b_lex, out, jobs, stack, missing):  # pragma: no cover - compiled
+                 parser_node, b_nodes, b_lex, out, jobs, stack, ctl, seen, need):  # pragma: no cover - compiled
     """Set the bits of the tokens that end a lexeme inside themselves and go on from the parse.
 
-    (b_nodes[k], b_lex[k]): trie nodes where the lexeme read from `parser_node` may end. Each
-    becomes a job (trie node, parser node after the lexeme, its fresh lexer state) whose
-    subtree is walked through the lexer; nested boundaries queue more jobs. Returns (number of
-    missing entries noted in `missing`, whether `jobs` overflowed).
+    (b_nodes[k], b_lex[k]): trie nodes where the lexeme read from `parser_node` may end, and the
+    lexer state there. Each becomes a job (trie node, parser node after the lexeme, its fresh
+    lexer state) whose subtree is walked through the lexer; nested boundaries queue more jobs.
+    A walk state (trie node, parser node, lexer state) already seen is not walked again (ignored
+    whitespace splits a hundred ways into the same states).
+
+    Resumable: returns 0 when done, or a _NEED_* code when a table entry must be built first
+    (`need` says which); call again with the same `ctl`, `jobs`, `stack` and `seen` to go on.
     """
     rows = lex_table.shape[0]
-    seen = Dict.empty(key_type=_JOB_KEY, value_type=types.boolean)
-    nj = 0
-    nm = 0
-    overflow = False
-    for k in range(b_nodes.shape[0]):
-        nj, nm, full = _push_forks(b_nodes[k], b_lex[k], parser_node, acc_start, acc_terms, scan_next, lex_start,
-                                   n_real, jobs, nj, seen, missing, nm)
-        overflow |= full
-    while nj > 0:
-        nj -= 1
-        m = jobs[nj, 0]
-        p = jobs[nj, 1]
-        stack[0] = jobs[nj, 2]
-        base = trie_depth[m]
-        i = m + 1
-        end = trie_skip[m]
+    if ctl[_PHASE] == 0:
+        for k in range(ctl[_K], b_nodes.shape[0]):
+            seen[(np.int64(b_nodes[k]), np.int64(parser_node), np.int64(b_lex[k]))] = True
+        ctl[_PHASE] = 1
+    if ctl[_PHASE] == 1:
+        for k in range(ctl[_K], b_nodes.shape[0]):
+            code = _push_forks(b_nodes[k], b_lex[k], parser_node, acc_start, acc_terms, scan_next, lex_start,
+                               jobs, ctl, seen, need)
+            if code:
+                ctl[_K] = k
+                return code
+        ctl[_PHASE] = 2
+    while True:
+        if not ctl[_ACTIVE]:
+            nj = ctl[_NJ]
+            if nj == 0:
+                return 0
+            nj -= 1
+            ctl[_NJ] = nj
+            m = jobs[nj, 0]
+            ctl[_P] = jobs[nj, 1]
+            stack[0] = jobs[nj, 2]
+            ctl[_BASE] = trie_depth[m]
+            ctl[_I] = m + 1
+            ctl[_END] = trie_skip[m]
+            ctl[_ACTIVE] = 1
+        i = ctl[_I]
+        end = ctl[_END]
+        base = ctl[_BASE]
+        p = ctl[_P]
         while i < end:
             d = trie_depth[i] - base
             s = lex_table[stack[d - 1], byte_class[trie_byte[i]]]
-            if s < 0 or s >= rows:
-                if s == -2 or s >= rows:
-                    if nm < missing.shape[0]:
-                        missing[nm, 0] = 2 if s == -2 else 3
-                        missing[nm, 1] = stack[d - 1]
-                    nm += 1
+            if s == -2:
+                ctl[_I] = i
+                need[0] = stack[d - 1]
+                return _NEED_LEXER
+            if s < 0:
                 i = trie_skip[i]
                 continue
+            if s >= rows:
+                ctl[_I] = i
+                return _NEED_RERUN
             stack[d] = s
+            if acc_start[s + 1] > acc_start[s] and trie_skip[i] > i + 1:
+                key = (np.int64(i), np.int64(p), np.int64(s))
+                if key in seen and not ctl[_REDO]:
+                    i = trie_skip[i]  # this walk state's subtree is walked (or queued) elsewhere
+                    continue
+                seen[key] = True
+                code = _push_forks(i, s, p, acc_start, acc_terms, scan_next, lex_start, jobs, ctl, seen, need)
+                if code:
+                    ctl[_I] = i
+                    ctl[_REDO] = 1  # on resume, node i is ours even though it is in `seen` now
+                    return code
+                ctl[_REDO] = 0
             for j in range(tok_start[i], tok_start[i + 1]):
                 t = tok_ids[j]
                 out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-            if acc_start[s + 1] > acc_start[s] and trie_skip[i] > i + 1:
-                nj, nm, full = _push_forks(i, s, p, acc_start, acc_terms, scan_next, lex_start, n_real, jobs, nj,
-                                           seen, missing, nm)
-                overflow |= full
             i += 1
-    return nm, overflow
+        ctl[_ACTIVE] = 0
 
 
 @dataclass(frozen=True)
@@ -326,24 +352,27 @@ class CFGConstraint(Constraint):
             nxt = a.scan(node, term)
             a.expand_lexer(a.start_lexer(nxt), deadline)
         stack = np.empty(trie.max_depth + 1, dtype=np.int64)
-        missing = np.empty((_MISSING, 3), dtype=np.int64)
+        ctl = np.zeros(9, dtype=np.int64)
+        need = np.zeros(2, dtype=np.int64)
+        seen = _new_seen()
+        jobs = self._jobs
         while True:
-            n_missing, overflow = _fork_kernel(
+            code = _fork_kernel(
                 a.lex_table, a.lex_acc_start, a.lex_acc_terms, a.byte_class, a.scan_next, a.lex_start,
-                a.n_terminals, trie.byte, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
-                node, lm.b_nodes, lm.b_lex, out, self._jobs, stack, missing)
-            if overflow:
-                self._jobs = np.empty((2 * self._jobs.shape[0], 3), dtype=np.int64)
-            if not n_missing and not overflow:
+                trie.byte, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
+                node, lm.b_nodes, lm.b_lex, out, jobs, stack, ctl, seen, need)
+            if code == 0:
+                self._jobs = jobs
                 return
-            deadline.check_now()
-            for kind, x, y in missing[: min(n_missing, _MISSING)].tolist():
-                if kind == _NEED_SCAN:
-                    a.scan(x, y)
-                elif kind == _NEED_START:
-                    a.start_lexer(x)
-                elif kind == _NEED_LEXER:
-                    a.expand_lexer(x, deadline)
+            deadline.check()
+            if code == _NEED_SCAN:
+                a.scan(int(need[0]), int(need[1]))
+            elif code == _NEED_START:
+                a.start_lexer(int(need[0]))
+            elif code == _NEED_LEXER:
+                a.expand_lexer(int(need[0]), deadline)
+            elif code == _NEED_ROOM:
+                jobs = np.concatenate([jobs, np.empty_like(jobs)])
 
     def _words_for(self, state: int) -> np.ndarray:
         config = self._id(state)

@@ -7,18 +7,19 @@ Three kinds of objects, each an int id into tables that only grow:
   origin node). Its identity is its kernel, the items that scanning the last lexeme produced,
   so two parses that reach the same items from the same origins share a node (the way a GLR
   stack merges). Scanning terminal t at node p gives node `scan(p, t)`, memoised.
-* a **lexer state** is the tuple of (terminal, DFA state) pairs still alive in the lexeme being
-  read, plus whether the lexeme is still empty. It does not depend on the parse, so everything
-  computed per lexer state (its transitions; per vocabulary, its token masks) is shared by
-  every parse position that reads the same terminals.
+* a **lexer state** is the set of (terminal, DFA state, lexeme still empty) triples alive in
+  the lexeme being read, and the terminals a new lexeme may start with. Ignored terminals live
+  inside the lexer: when one ends, the lexemes that may follow start in the same state, so the
+  parser never sees them. A lexer state does not depend on the parse, so everything computed per
+  lexer state (its transitions; per vocabulary, its token masks) is shared by every parse
+  position that reads the same terminals.
 * a **configuration** (the constraint's state) is a set of (parser node, lexer state) pairs:
   the text read so far may end inside different lexemes of different parses, since every way
   of splitting the text into terminals counts. Its byte transitions form a lazily built
   table (cell by cell), read by the same numba walk kernel as a regex DFA.
 
 A pair whose lexer state accepts terminal t also stands for (scan(p, t), fresh lexer state):
-configurations are closed under ending a lexeme. Ignored terminals end a lexeme without
-moving the parser. Every pair can reach acceptance (Earley's correct-prefix property on a
+configurations are closed under ending a lexeme. Every pair can reach acceptance (Earley's correct-prefix property on a
 grammar whose rules all derive strings, with live DFA states), so masks need no search.
 
     >>> auto = CFGAutomaton(lower(ir))
@@ -69,9 +70,12 @@ class CFGAutomaton:
         self.lex_start = np.full(64, UNEXPANDED, dtype=np.int32)
         # -- lexer states
         self._lex_ids: dict[tuple, int] = {}
+        self._lex_restart: list[int] = []
+        self._restart_ids: dict[tuple[int, ...], int] = {}
         self._lex_pairs: list[tuple[tuple[int, int], ...]] = []
-        self.lex_fresh: list[bool] = []
+        self.lex_boundary: list[bool] = []  # a new lexeme may start here (nothing is half read)
         self.lex_accepts: list[tuple[int, ...]] = []
+        self._restarts: list[tuple[tuple[int, int, bool], ...]] = []  # by restart id: empty lexemes
         self.lex_table = np.full((64, n_classes), UNEXPANDED, dtype=np.int32)
         self.lex_acc_start = np.zeros(65, dtype=np.int64)  # CSR of accepted terminals, for kernels
         self._lex_acc_flat: list[int] = []
@@ -149,9 +153,7 @@ class CFGAutomaton:
         return n
 
     def scan(self, node: int, term: int) -> int:
-        """The node after a lexeme of terminal `term` at `node` (an ignored terminal: `node`)."""
-        if term >= self.n_terminals:
-            return node
+        """The node after a lexeme of terminal `term` at `node`."""
         nxt = int(self.scan_next[node, term])
         if nxt != UNEXPANDED:
             return nxt
@@ -161,13 +163,17 @@ class CFGAutomaton:
         return nxt
 
     def start_lexer(self, node: int) -> int:
-        """The fresh lexer state of `node`: its expected terminals and the ignored ones."""
+        """The fresh lexer state of `node`: empty lexemes of its expected terminals and the ignored ones."""
         got = int(self.lex_start[node])
         if got != UNEXPANDED:
             return got
         with self._lock:
-            pairs = tuple((term, self.lexer_dfas[term].initial) for term in self.expected[node] + self.ignore_ids)
-            got = self._lexer(pairs, True)
+            terms = self.expected[node] + self.ignore_ids
+            restart = self._restart_ids.get(terms)
+            if restart is None:
+                restart = self._restart_ids[terms] = len(self._restarts)
+                self._restarts.append(tuple((term, self.lexer_dfas[term].initial, True) for term in terms))
+            got = self._lexer(self._restarts[restart], restart)
             self.lex_start[node] = got
         return got
 
@@ -177,16 +183,19 @@ class CFGAutomaton:
     def n_lexer_states(self) -> int:
         return len(self._lex_pairs)
 
-    def _lexer(self, pairs: tuple[tuple[int, int], ...], fresh: bool) -> int:
-        key = (pairs, fresh)
+    def _lexer(self, pairs: tuple[tuple[int, int, bool], ...], restart: int) -> int:
+        key = (pairs, restart)
         got = self._lex_ids.get(key)
         if got is not None:
             return got
         s = len(self._lex_pairs)
         self._lex_ids[key] = s
         self._lex_pairs.append(pairs)
-        self.lex_fresh.append(fresh)
-        accepts = () if fresh else tuple(term for term, q in pairs if self.lexer_dfas[term].accepting(q))
+        self._lex_restart.append(restart)
+        self.lex_boundary.append(any(empty for _, _, empty in pairs))
+        n_real = self.n_terminals
+        accepts = tuple(term for term, q, empty in pairs
+                        if term < n_real and not empty and self.lexer_dfas[term].accepting(q))
         self.lex_accepts.append(accepts)
         if s >= self.lex_table.shape[0]:
             self.lex_table = _grown(self.lex_table, UNEXPANDED)
@@ -213,16 +222,26 @@ class CFGAutomaton:
                 return
             deadline = deadline or self.limits.deadline("building lexer states")
             pairs = self._lex_pairs[s]
+            restart = self._lex_restart[s]
+            shortest = self.tables.shortest
+            n_real = self.n_terminals
             row = np.empty(len(self.class_bytes), dtype=np.int32)
             for c, b in enumerate(self.class_bytes.tolist()):
                 deadline.check()
-                nxt = []
-                for term, q in pairs:
+                nxt = set()
+                ignored_ended = False
+                for term, q, empty in pairs:
                     dfa = self.lexer_dfas[term]
+                    if shortest[term] and not empty and dfa.accepting(q):
+                        continue  # the lexeme ended at its first match
                     q2 = int(dfa.row(q)[dfa.byte_class[b]])
                     if q2 >= 0:
-                        nxt.append((term, q2))
-                row[c] = self._lexer(tuple(nxt), False) if nxt else DEAD
+                        nxt.add((term, q2, False))
+                        if term >= n_real and not ignored_ended and dfa.accepting(q2):
+                            ignored_ended = True
+                if ignored_ended:  # what may follow an ignored lexeme starts here, the parser unmoved
+                    nxt.update(self._restarts[restart])
+                row[c] = self._lexer(tuple(sorted(nxt)), restart) if nxt else DEAD
             self.lex_table[s] = row
 
     def lexer_step(self, s: int, c: int) -> int:
@@ -261,7 +280,7 @@ class CFGAutomaton:
         s = len(self._configs)
         self._config_ids[pairs] = s
         self._configs.append(tuple(sorted(pairs)))
-        self.config_accepting.append(any(self.lex_fresh[lex] and self.node_accepting[node] for node, lex in pairs))
+        self.config_accepting.append(any(self.lex_boundary[lex] and self.node_accepting[node] for node, lex in pairs))
         if s >= self.table.shape[0]:
             self.table = _grown(self.table, UNEXPANDED)
         self._account(_NODE_BYTES + _PAIR_BYTES * len(pairs))

@@ -48,6 +48,7 @@ class RuleTables:
     terminals: list[str]
     dfas: list[LazyDFA]
     ignore_dfas: list[LazyDFA]
+    shortest: list[bool]  # per lexer terminal (real, then ignored): ends at its first match
     rule_names: list[str]
     init: list[int]
     rule_of: list[int]
@@ -69,7 +70,7 @@ def lower(ir: GrammarIR, limits: Limits = DEFAULT_LIMITS) -> RuleTables:
         tree = fused[ir.start]
         if ignore_tree is not None:
             tree = Concat((Repeat(ignore_tree, 0, None), tree))
-        return RuleTables([], [], [], [], [], [], [], [], [], [], 0, regular_tree=tree)
+        return RuleTables([], [], [], [], [], [], [], [], [], [], [], 0, regular_tree=tree)
     return _Builder(ir, reach, fused, limits, deadline).build()
 
 
@@ -150,7 +151,14 @@ def _fuse(ir: GrammarIR, reach: list[str], recursive: set[str], ignore_tree: Reg
         terminal_trees[name] = term.regex if after is None else Concat((term.regex, after))
     fused: dict[str, RegexNode] = {}
     sizes: dict[str, int] = {}
-    blocked = set(recursive)  # rules that cannot fuse: recursive, too large, or using such a rule
+    # Rules that cannot fuse: recursive, too large, using such a rule, or using a terminal that
+    # ends at its first match (a regex cannot say "this part ends as early as it can").
+    blocked = set(recursive)
+    shortest = {name for name, term in ir.terminals.items() if term.shortest}
+    if shortest:
+        for name in reach:
+            if any(isinstance(n, TerminalRef) and n.name in shortest for n in walk_expr(ir.rules[name].body)):
+                blocked.add(name)
     # Non-recursive rules form a DAG: visit it in post-order, iteratively.
     visited: set[str] = set()
     for root in reach:
@@ -216,21 +224,23 @@ class _Builder:
         self.terminal_index: dict[str, int] = {}
         self.trees: list[RegexNode] = []
         self.texts: list[str] = []
+        self.shortest: list[bool] = []
         self.fused = fused
         self.nfa_states = 0
 
-    def terminal(self, key: str, tree: RegexNode, text: str) -> int:
+    def terminal(self, key: str, tree: RegexNode, text: str, shortest: bool = False) -> int:
         t = self.terminal_index.get(key)
         if t is None:
             t = self.terminal_index[key] = len(self.trees)
             self.trees.append(tree)
             self.texts.append(text)
+            self.shortest.append(shortest)
         return t
 
     def symbol(self, node: Expr) -> tuple[str, int]:
         if isinstance(node, TerminalRef):
             term = self.ir.terminals[node.name]
-            return "t", self.terminal(node.name, term.regex, node.name)
+            return "t", self.terminal(node.name, term.regex, node.name, term.shortest)
         if node.name in self.fused:
             return "t", self.terminal("rule:" + node.name, self.fused[node.name], node.name)
         return "r", self.rule_index[node.name]
@@ -241,7 +251,8 @@ class _Builder:
         # A terminal that matches the empty string stands for "it, or nothing": lexemes are never empty.
         nullable_terminal = [d.accepting(d.initial) for d in dfas]
         ignore_dfas = [self._dfa(self.ir.terminals[n].regex, n) for n in self.ir.ignore]
-        tables = RuleTables(self.texts, dfas, ignore_dfas, self.rules, [], [], [], [], [], [], 0)
+        shortest = self.shortest + [self.ir.terminals[n].shortest for n in self.ir.ignore]
+        tables = RuleTables(self.texts, dfas, ignore_dfas, shortest, self.rules, [], [], [], [], [], [], 0)
         for r, (states, start, accept) in enumerate(nfas):
             self._determinize(r, states, start, accept, nullable_terminal, tables)
         tables.nullable = _nullable_rules(tables)

@@ -79,12 +79,18 @@ class Rule:
 
 @dataclass(frozen=True, eq=False)
 class Terminal:
-    """A terminal: the strings of a regex tree. `text` is how the source spelled it (for messages)."""
+    """A terminal: the strings of a regex tree. `text` is how the source spelled it (for messages).
+
+    `shortest`: only the strings of the tree that no shorter string of it prefixes (a lexeme ends
+    at its first possible end). It is how a regex with lazy quantifiers matches where a lexer
+    runs `re.match` (Lark): `".*?"` is one quoted string, never `"a"b"`.
+    """
 
     name: str
     regex: RegexNode
     where: Location | None = None
     text: str = ""
+    shortest: bool = False
 
 
 @dataclass(eq=False)
@@ -165,15 +171,26 @@ def check_grammar(grammar: GrammarIR) -> None:
 
 
 def productive_rules(grammar: GrammarIR, empty_terminals: frozenset[str] = frozenset()) -> set[str]:
-    """The rules that derive at least one string (a fixpoint over the rule bodies)."""
+    """The rules that derive at least one string: a worklist over the rules that use each rule,
+    so a chain of n rules costs O(n) rule checks, not n rounds over all rules."""
+    users: dict[str, set[str]] = {}
+    for rule in grammar.rules.values():
+        for node in walk_expr(rule.body):
+            if isinstance(node, RuleRef):
+                users.setdefault(node.name, set()).add(rule.name)
     productive: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for rule in grammar.rules.values():
-            if rule.name not in productive and _derives(rule.body, productive, empty_terminals):
-                productive.add(rule.name)
-                changed = True
+    todo = list(grammar.rules)
+    queued = set(todo)
+    while todo:
+        name = todo.pop()
+        queued.discard(name)
+        if name in productive or not _derives(grammar.rules[name].body, productive, empty_terminals):
+            continue
+        productive.add(name)
+        for user in users.get(name, ()):
+            if user not in productive and user not in queued:
+                queued.add(user)
+                todo.append(user)
     return productive
 
 

@@ -376,12 +376,25 @@ def _re_nesting_reach() -> int:
 class _Frame:
     """An open group (or the whole pattern): its flags, its finished alternatives and the sequence being read."""
 
-    __slots__ = ("flags", "options", "items")
+    __slots__ = ("flags", "options", "items", "behind")
 
-    def __init__(self, flags: int):
+    def __init__(self, flags: int, behind: tuple[bool, int] | None = None):
         self.flags = flags
         self.options: list[RegexNode] = []
         self.items: list[RegexNode] = []
+        self.behind = behind  # (negative, position) for a lookbehind group
+
+
+@dataclass(frozen=True)
+class _Behind:
+    """A one-character lookbehind, inside the parser only: the character before it must be in `allowed`.
+
+    `sequence` removes it by narrowing what precedes it to the strings that end in `allowed`.
+    """
+
+    allowed: Intervals
+    at_start: bool  # whether it holds at the start of the text (a negative lookbehind)
+    pos: int
 
 
 class _Parser:
@@ -442,23 +455,51 @@ class _Parser:
         options = frame.options + [self.sequence(frame.items, top)]
         return options[0] if len(options) == 1 else Alternation(tuple(options))
 
-    @staticmethod
-    def sequence(items: list[RegexNode], top: bool) -> RegexNode:
+    def sequence(self, items: list[RegexNode], top: bool) -> RegexNode:
+        if any(type(item) is _Behind for item in items):
+            items = self._resolve_lookbehinds(items, top)
         if top:
             items = _without_outer_anchors(items)
         if len(items) == 1:
             return items[0]
         return Concat(tuple(items)) if items else EMPTY
 
-    def open(self, flags: int, end: int) -> int:
+    def _resolve_lookbehinds(self, items: list[RegexNode], top: bool) -> list[RegexNode]:
+        """`P (?<!C) S` -> `P' S`, P' the strings of P whose last character is not in C (is in C
+        for `(?<=C)`). Where P may be empty the character before is outside this sequence: known
+        only at the start of the whole pattern (no character: a negative lookbehind holds)."""
+        out: list[RegexNode] = []
+        for item in items:
+            if type(item) is not _Behind:
+                out.append(item)
+                continue
+            prefix = Concat(tuple(out)) if out else EMPTY
+            narrowed = _ending_in(prefix, item.allowed)
+            if _nullable(prefix):
+                if not top:
+                    self.unsupported("lookbehind assertion that may look outside its group", item.pos)
+                elif item.at_start:
+                    narrowed = EMPTY if narrowed is None else Alternation((narrowed, EMPTY))
+            out = [Chars(()) if narrowed is None else narrowed]
+        return out
+
+    def open(self, flags: int, end: int, behind: tuple[bool, int] | None = None) -> int:
         self.stack.append(self.frame)
-        self.frame = _Frame(flags)
+        self.frame = _Frame(flags, behind)
         self.max_depth = max(self.max_depth, len(self.stack))
         return end
 
     def close(self, i: int) -> int:
         node = self.alternatives(self.frame, top=False)
+        behind = self.frame.behind
         self.frame = self.stack.pop()
+        if behind is not None:
+            negative, pos = behind
+            if not isinstance(node, Chars):
+                self.unsupported("lookbehind assertion (only a single character class can be looked behind)", pos)
+                return self.push(EMPTY, i + 1)
+            allowed = complement(node.intervals) if negative else node.intervals
+            return self.push(_Behind(allowed, negative, pos), i + 1)
         return self.push(node, i + 1)
 
     def group(self, i: int) -> int:
@@ -481,8 +522,7 @@ class _Parser:
             self.unsupported("lookahead assertion", i)
             return self.open(flags, i + 3)
         if c == "<":
-            self.unsupported("lookbehind assertion", i)
-            return self.open(flags, i + 4)
+            return self.open(flags, i + 4, behind=(p[i + 3] == "!", i))
         if c == "(":
             self.unsupported("conditional group (?(...)...)", i)
             return self.open(flags, p.index(")", i + 3) + 1)
@@ -521,6 +561,9 @@ class _Parser:
     def repeat(self, end: int, lo: int, hi: int | None) -> int:
         """Quantify the last item (re refuses a quantifier with none: only a lenient pass lacks one)."""
         items = self.frame.items
+        if items and type(items[-1]) is _Behind:
+            self.unsupported("repeated lookbehind assertion", items[-1].pos)
+            items[-1] = EMPTY
         if items:
             items[-1] = Repeat(items[-1], lo, hi)
         after = self.p[end:end + 1]
@@ -683,6 +726,74 @@ _ACTIONS = {"\\": _Parser.escape, "[": _Parser.char_class, "(": _Parser.group, "
 @functools.cache
 def _category_chars(letter: str, ascii_flag: int) -> Chars:
     return Chars(_category(letter, ascii_flag))
+
+
+def _nullable(node: RegexNode) -> bool:
+    """Whether the tree matches the empty string (assertions count as empty), without recursion."""
+    results: dict[int, bool] = {}
+    todo: list[tuple[RegexNode, bool]] = [(node, False)]
+    while todo:
+        n, ready = todo.pop()
+        if isinstance(n, (Chars, Assert)):
+            results[id(n)] = isinstance(n, Assert)
+        elif not ready:
+            todo.append((n, True))
+            todo.extend((k, False) for k in _listed_children(n))
+        elif isinstance(n, Concat):
+            results[id(n)] = all(results[id(k)] for k in n.parts)
+        elif isinstance(n, Alternation):
+            results[id(n)] = any(results[id(k)] for k in n.options)
+        else:
+            results[id(n)] = n.min == 0 or results[id(n.node)]
+    return results[id(node)]
+
+
+def _listed_children(n: RegexNode) -> tuple:
+    return n.parts if isinstance(n, Concat) else n.options if isinstance(n, Alternation) else (n.node,)
+
+
+def _ending_in(node: RegexNode, allowed: Intervals) -> RegexNode | None:
+    """The non-empty strings of `node` whose last character is in `allowed` (None if there are none).
+
+    Recursion follows the tree's right spine only (the last part of each concatenation), so its
+    depth is that of the nesting where the pattern ends, not of the pattern.
+    """
+    if isinstance(node, Chars):
+        kept = _intersect(node.intervals, allowed)
+        return Chars(kept) if kept else None
+    if isinstance(node, Assert):
+        return None
+    if isinstance(node, Alternation):
+        options = [o for o in map(lambda x: _ending_in(x, allowed), node.options) if o is not None]
+        return None if not options else options[0] if len(options) == 1 else Alternation(tuple(options))
+    if isinstance(node, Repeat):
+        last = _ending_in(node.node, allowed)
+        if last is None or node.max == 0:
+            return None
+        before = Repeat(node.node, max(node.min - 1, 0), None if node.max is None else node.max - 1)
+        return Concat((before, last))
+    options = []
+    parts = node.parts
+    for k in range(len(parts) - 1, -1, -1):  # the last character comes from parts[k], the rest empty
+        last = _ending_in(parts[k], allowed)
+        if last is not None:
+            options.append(Concat(parts[:k] + (last,)) if k else last)
+        if not _nullable(parts[k]):
+            break
+    return None if not options else options[0] if len(options) == 1 else Alternation(tuple(options))
+
+
+def _intersect(a: Intervals, b: Intervals) -> Intervals:
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
 
 
 def _without_outer_anchors(items: list[RegexNode]) -> list[RegexNode]:
