@@ -26,12 +26,13 @@ from numba.typed import Dict
 
 from ..errors import InvalidState, TokenRejected, VocabularyError
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
-from ..vocab import Vocabulary
+from ..vocab import TokenTrie, Vocabulary
 from .bitmask import bitmask_words
 from .constraint import Constraint
 from .dfa import DEAD, UNEXPANDED
 from .earley import CFGAutomaton
 from .index import _copy_into, _trie_mask_kernel, _walk_kernel, as_token_id
+from .slices import slices
 
 __all__ = ["CFGConstraint"]
 
@@ -200,6 +201,7 @@ class _LexerMask:
     b_nodes: np.ndarray  # int64
     b_lex: np.ndarray  # int64
     terms: tuple[int, ...]  # the terminals that may end at those nodes
+    trie: TokenTrie  # the trie walked (the vocabulary's, or what a slice leaves of it), b_nodes index it
 
 
 class CFGConstraint(Constraint):
@@ -325,8 +327,8 @@ class CFGConstraint(Constraint):
         if got is not None:
             return got
         a = self.automaton
-        trie = self.vocab.trie
         words = np.zeros(self._words, dtype=np.uint32)
+        trie = self._slice_rest(lex, words)
         b_nodes = np.empty(trie.n_nodes, dtype=np.int64)
         b_lex = np.empty(trie.n_nodes, dtype=np.int64)
         stack = np.empty(trie.max_depth + 1, dtype=np.int32)
@@ -341,15 +343,30 @@ class CFGConstraint(Constraint):
             a.expand_lexer(int(stack[trie.depth[i] - 1]), deadline)
         b_lex = b_lex[:nb].copy()
         terms = sorted({t for s in np.unique(b_lex).tolist() for t in a.lex_accepts[s]})
-        got = _LexerMask(words, b_nodes[:nb].copy(), b_lex, tuple(terms))
+        got = _LexerMask(words, b_nodes[:nb].copy(), b_lex, tuple(terms), trie)
         self._lexer_masks[lex] = got
         return got
 
+    def _slice_rest(self, lex: int, words: np.ndarray) -> TokenTrie:
+        """The trie a lexer state's mask must walk: where one lexeme in progress takes a whole
+        vocabulary slice (inside a JSON string) and cannot end within it, the slice's bits are set
+        at once and only the other tokens are walked (see `tether.automata.slices`)."""
+        pairs = self.automaton.lexer_pairs(lex)
+        if len(pairs) == 1 and not pairs[0][2]:
+            term, q, _ = pairs[0]
+            dfa = self.automaton.lexer_dfas[term]
+            if dfa.is_wide(q):
+                for piece in slices(self.vocab):
+                    if dfa.covers(q, piece.intervals, piece.max_chars) and not dfa.may_accept_within(q, piece.intervals):
+                        words |= piece.words
+                        return piece.rest
+        return self.vocab.trie
+
     def _fork(self, node: int, lm: _LexerMask, out: np.ndarray, deadline: Deadline) -> None:
         a = self.automaton
-        trie = self.vocab.trie
+        trie = lm.trie
         for term in lm.terms:  # the first level of boundaries, built before the walk
-            nxt = a.scan(node, term)
+            nxt = a.scan(node, term, deadline)
             a.expand_lexer(a.start_lexer(nxt), deadline)
         stack = np.empty(trie.max_depth + 1, dtype=np.int64)
         ctl = np.zeros(9, dtype=np.int64)
@@ -366,7 +383,7 @@ class CFGConstraint(Constraint):
                 return
             deadline.check()
             if code == _NEED_SCAN:
-                a.scan(int(need[0]), int(need[1]))
+                a.scan(int(need[0]), int(need[1]), deadline)
             elif code == _NEED_START:
                 a.start_lexer(int(need[0]))
             elif code == _NEED_LEXER:

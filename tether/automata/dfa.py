@@ -131,6 +131,26 @@ class LazyDFA:
         """Whether most bytes may start a string from s (a cheap pre-test for `covers`)."""
         return bin(self.terms.first[self._state_term[s]]).count("1") > 128
 
+    def may_accept_within(self, s: int, intervals: tuple, budget: int = 256) -> bool:
+        """Whether some string of characters of `intervals` may lead from s to acceptance: a search
+        over the bytes their UTF-8 encodings use (an over-approximation; True past `budget` states)."""
+        wanted = [b for b in range(0x80) if any(lo <= b <= hi for lo, hi in intervals)]
+        if intervals and intervals[-1][1] >= 0x80:
+            wanted += range(0x80, 0xF5)
+        classes = sorted({int(self.byte_class[b]) for b in wanted})
+        seen, stack = {s}, [s]
+        while stack:
+            u = stack.pop()
+            row = self.row(u)
+            for c in classes:
+                t = int(row[c])
+                if t >= 0 and t not in seen:
+                    if self._accepting[t] or len(seen) >= budget:
+                        return True
+                    seen.add(t)
+                    stack.append(t)
+        return False
+
     def mask_state(self, s: int, depth: int) -> int:
         """A state whose token mask equals s's for tokens of at most `depth` bytes: s itself, or
         the state of its clamped term (see `Terms.clamp`), which many states share."""

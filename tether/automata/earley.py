@@ -56,6 +56,8 @@ class CFGAutomaton:
         self.lexer_dfas = tables.dfas + tables.ignore_dfas
         self.ignore_ids = tuple(range(self.n_terminals, len(self.lexer_dfas)))
         self.byte_class, self.class_bytes = _joint_classes(self.lexer_dfas)
+        # _class_map[t][c]: terminal t's own byte class for joint class c
+        self._class_map = [d.byte_class[self.class_bytes] for d in self.lexer_dfas]
         n_classes = len(self.class_bytes)
         self._bytes = 0
         # -- parser nodes
@@ -106,10 +108,11 @@ class CFGAutomaton:
     def n_nodes(self) -> int:
         return len(self._scans)
 
-    def _node(self, kernel: frozenset) -> int:
+    def _node(self, kernel: frozenset, deadline: Deadline | None = None) -> int:
         got = self._node_ids.get(kernel)
         if got is not None:
             return got
+        check = (deadline or self.limits.deadline("building parser states")).check
         t = self.tables
         n = len(self._scans)
         items = set(kernel)
@@ -118,6 +121,7 @@ class CFGAutomaton:
         waiting: dict[int, list] = {}
         accepting = False
         while agenda:
+            check()
             state, origin = agenda.pop()
             if t.final[state]:
                 rule = t.rule_of[state]
@@ -152,13 +156,13 @@ class CFGAutomaton:
             self.scan_next[n, term] = UNEXPANDED
         return n
 
-    def scan(self, node: int, term: int) -> int:
+    def scan(self, node: int, term: int, deadline: Deadline | None = None) -> int:
         """The node after a lexeme of terminal `term` at `node`."""
         nxt = int(self.scan_next[node, term])
         if nxt != UNEXPANDED:
             return nxt
         with self._lock:
-            nxt = self._node(self._scans[node][term])
+            nxt = self._node(self._scans[node][term], deadline)
             self.scan_next[node, term] = nxt
         return nxt
 
@@ -184,6 +188,9 @@ class CFGAutomaton:
         return len(self._lex_pairs)
 
     def _lexer(self, pairs: tuple[tuple[int, int, bool], ...], restart: int) -> int:
+        n_real = self.n_terminals
+        if all(term < n_real for term, _, _ in pairs):
+            restart = -1  # no ignored lexeme is alive, so none can restart: one state for every context
         key = (pairs, restart)
         got = self._lex_ids.get(key)
         if got is not None:
@@ -193,7 +200,6 @@ class CFGAutomaton:
         self._lex_pairs.append(pairs)
         self._lex_restart.append(restart)
         self.lex_boundary.append(any(empty for _, _, empty in pairs))
-        n_real = self.n_terminals
         accepts = tuple(term for term, q, empty in pairs
                         if term < n_real and not empty and self.lexer_dfas[term].accepting(q))
         self.lex_accepts.append(accepts)
@@ -213,6 +219,10 @@ class CFGAutomaton:
         self._account(_NODE_BYTES + 16 * len(pairs))
         return s
 
+    def lexer_pairs(self, s: int) -> tuple[tuple[int, int, bool], ...]:
+        """(terminal, DFA state, lexeme still empty) of each lexeme lexer state s is reading."""
+        return self._lex_pairs[s]
+
     def expand_lexer(self, s: int, deadline: Deadline | None = None) -> None:
         """Build row s of the lexer table: each byte class steps every terminal DFA of the lexeme."""
         if self.lex_table[s, 0] != UNEXPANDED:
@@ -225,24 +235,24 @@ class CFGAutomaton:
             restart = self._lex_restart[s]
             shortest = self.tables.shortest
             n_real = self.n_terminals
-            row = np.empty(len(self.class_bytes), dtype=np.int32)
-            for c, b in enumerate(self.class_bytes.tolist()):
+            # One DFA row read per pair (in the joint byte classes), then one lexer state per
+            # distinct column: most classes of a row lead to the same few outcomes.
+            live = [(term, q) for term, q, empty in pairs
+                    if not (shortest[term] and not empty and self.lexer_dfas[term].accepting(q))]
+            n_classes = len(self.class_bytes)
+            if not live:
+                self.lex_table[s] = DEAD
+                return
+            steps = np.stack([self.lexer_dfas[term].row(q)[self._class_map[term]] for term, q in live])
+            columns, inverse = np.unique(steps, axis=1, return_inverse=True)
+            targets = np.empty(columns.shape[1], dtype=np.int32)
+            for k, column in enumerate(columns.T.tolist()):
                 deadline.check()
-                nxt = set()
-                ignored_ended = False
-                for term, q, empty in pairs:
-                    dfa = self.lexer_dfas[term]
-                    if shortest[term] and not empty and dfa.accepting(q):
-                        continue  # the lexeme ended at its first match
-                    q2 = int(dfa.row(q)[dfa.byte_class[b]])
-                    if q2 >= 0:
-                        nxt.add((term, q2, False))
-                        if term >= n_real and not ignored_ended and dfa.accepting(q2):
-                            ignored_ended = True
-                if ignored_ended:  # what may follow an ignored lexeme starts here, the parser unmoved
-                    nxt.update(self._restarts[restart])
-                row[c] = self._lexer(tuple(sorted(nxt)), restart) if nxt else DEAD
-            self.lex_table[s] = row
+                nxt = {(term, q2, False) for (term, _), q2 in zip(live, column) if q2 >= 0}
+                if any(term >= n_real and self.lexer_dfas[term].accepting(q2) for term, q2, _ in nxt):
+                    nxt.update(self._restarts[restart])  # what may follow an ignored lexeme starts here
+                targets[k] = self._lexer(tuple(sorted(nxt)), restart) if nxt else DEAD
+            self.lex_table[s] = targets[inverse.reshape(n_classes)]
 
     def lexer_step(self, s: int, c: int) -> int:
         if self.lex_table[s, 0] == UNEXPANDED:
