@@ -227,3 +227,55 @@ def test_states_are_ints_and_forks_share_nothing_mutable():
     assert c.is_accepting(closed) and not c.is_accepting(a)
     with pytest.raises(tether.InvalidState):
         c.allows(12345, 0)
+
+
+# ---------------------------------------------------------------- hostile grammars and limits
+
+
+def test_huge_alternation_compiles_and_masks_within_budget():
+    words = [f"w{i}x" for i in range(5000)]
+    g = tether.gbnf('root ::= "(" root ")" | item\nitem ::= ' + " | ".join(f'"{w}"' for w in words))
+    assert g.engine == "cfg"
+    c = g.compile(real_vocab("gpt-2"))
+    s = c.advance_many(c.initial(), real_vocab("gpt-2").encode_greedy("((w4321"))
+    assert c.mask(s).any() and not c.is_accepting(s)
+    assert c.is_accepting(c.advance_many(s, real_vocab("gpt-2").encode_greedy("x))")))
+    assert g.matches("w17x") and not g.matches("w5000x")
+
+
+def test_exponential_ambiguity_is_polynomial_and_bounded_by_the_deadline():
+    ir = GrammarIR({"e": Rule("e", alt(seq(R("e"), R("e")), seq(R("e"), R("e"), R("e")), K("A")))},
+                   {"A": T("A", "a+")}, "e")
+    g = Grammar(ir)
+    assert g.matches("a" * 60)  # Catalan-many parses, merged into shared parser nodes
+    slow = Grammar(ir, limits=tether.Limits(compile_seconds=0.05))
+    with pytest.raises(tether.ConstraintTooLarge) as info:
+        slow.matches("a" * 3000)
+    assert info.value.limit_name == "compile_seconds" and "parser" in info.value.stage
+
+
+def test_parser_memory_is_bounded_by_automaton_bytes():
+    g = Grammar(arithmetic(), limits=tether.Limits(automaton_bytes=200_000))
+    with pytest.raises(tether.ConstraintTooLarge) as info:
+        g.matches("(" * 5000 + "1" + ")" * 5000)
+    assert info.value.limit_name == "automaton_bytes"
+
+
+def test_deep_nesting_in_the_input_needs_no_recursion():
+    g = Grammar(arithmetic())
+    assert g.matches("(" * 20000 + "1" + ")" * 20000)
+    assert not g.matches("(" * 20000 + "1" + ")" * 19999)
+
+
+def test_text_may_end_where_nothing_can_follow():
+    # After the last ")" the parser expects no terminal at all: its lexer state is empty.
+    g = Grammar(GrammarIR({"s": Rule("s", alt(seq(K("LP"), R("s"), K("RP")), K("X")))},
+                          {"LP": T("LP", r"\("), "RP": T("RP", r"\)"), "X": T("X", "x")}, "s"))
+    for n in range(8):
+        for chars in itertools.product("()x", repeat=n):
+            text = "".join(chars)
+            k = len(text) // 2
+            assert g.matches(text) == (text == "(" * k + "x" + ")" * k), text
+    c = g.compile(real_vocab("gpt-2"))
+    s = c.advance_many(c.initial(), real_vocab("gpt-2").encode_greedy("((x))"))
+    assert c.is_accepting(s) and c.is_finished(s) and not c.mask(s)[:-1].any()

@@ -177,7 +177,7 @@ class CFGAutomaton:
             if restart is None:
                 restart = self._restart_ids[terms] = len(self._restarts)
                 self._restarts.append(tuple((term, self.lexer_dfas[term].initial, True) for term in terms))
-            got = self._lexer(self._restarts[restart], restart)
+            got = self._lexer(self._restarts[restart], restart, start=True)
             self.lex_start[node] = got
         return got
 
@@ -187,11 +187,14 @@ class CFGAutomaton:
     def n_lexer_states(self) -> int:
         return len(self._lex_pairs)
 
-    def _lexer(self, pairs: tuple[tuple[int, int, bool], ...], restart: int) -> int:
+    def _lexer(self, pairs: tuple[tuple[int, int, bool], ...], restart: int, start: bool = False) -> int:
+        """The lexer state of `pairs`; `start`: a fresh one, where the text may end (even with nothing
+        to read next: a node that expects no terminal has the empty fresh lexer)."""
         n_real = self.n_terminals
         if all(term < n_real for term, _, _ in pairs):
             restart = -1  # no ignored lexeme is alive, so none can restart: one state for every context
-        key = (pairs, restart)
+        boundary = start or any(empty for _, _, empty in pairs)
+        key = (pairs, restart, boundary)
         got = self._lex_ids.get(key)
         if got is not None:
             return got
@@ -199,7 +202,7 @@ class CFGAutomaton:
         self._lex_ids[key] = s
         self._lex_pairs.append(pairs)
         self._lex_restart.append(restart)
-        self.lex_boundary.append(any(empty for _, _, empty in pairs))
+        self.lex_boundary.append(boundary)
         accepts = tuple(term for term, q, empty in pairs
                         if term < n_real and not empty and self.lexer_dfas[term].accepting(q))
         self.lex_accepts.append(accepts)
