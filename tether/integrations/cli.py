@@ -2,6 +2,7 @@
 
     $ tether demo                                   # constrained generation on the embedded model
     $ tether generate "Pick a year" --regex "(19|20)[0-9]{2}" --sampler beam
+    $ tether generate "A JSON list of primes" --gbnf json.gbnf --sampler smc
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def _sampler(args: argparse.Namespace):
     raise NotImplementedError(args.sampler)
 
 
-def _show(prompt: str, pattern: str, gen, seconds: float) -> None:
+def _show(prompt: str, pattern: str, gen, seconds: float, kind: str = "regex") -> None:
     print(f"\nprompt : {prompt}")
-    print(f"regex  : {pattern}")
+    print(f"{kind:<7}: {pattern}")
     print(f"output : {gen.text}")
     if gen.ok:
         print(f"value  : {gen.value!r}")
@@ -68,11 +69,19 @@ def generate(args: argparse.Namespace) -> int:
     import tether
     from tether.models import default
 
+    if args.regex is not None:
+        spec, kind, shown = tether.regex(args.regex), "regex", args.regex
+    else:
+        path = args.lark or args.gbnf
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        kind, shown = ("lark", path) if args.lark else ("gbnf", path)
+        spec = tether.lark(text, args.start or "start", source_path=path) if args.lark else \
+            tether.gbnf(text, args.start or "root")
     lm = default(progress=True)
     start = time.perf_counter()
-    gen = tether.generate(lm, args.prompt, tether.regex(args.regex), sampler=_sampler(args),
-                          max_tokens=args.max_tokens)
-    _show(args.prompt, args.regex, gen, time.perf_counter() - start)
+    gen = tether.generate(lm, args.prompt, spec, sampler=_sampler(args), max_tokens=args.max_tokens)
+    _show(args.prompt, shown, gen, time.perf_counter() - start, kind)
     return 0 if gen.ok else 1
 
 
@@ -94,9 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     sampling_options(p_demo)
     p_demo.set_defaults(run=demo)
 
-    p_gen = sub.add_parser("generate", help="answer a prompt under a regex constraint")
+    p_gen = sub.add_parser("generate", help="answer a prompt under a regex or grammar constraint")
     p_gen.add_argument("prompt")
-    p_gen.add_argument("--regex", required=True)
+    spec = p_gen.add_mutually_exclusive_group(required=True)
+    spec.add_argument("--regex", help="a Python re pattern the whole answer must match")
+    spec.add_argument("--lark", metavar="FILE", help="a Lark grammar file")
+    spec.add_argument("--gbnf", metavar="FILE", help="a llama.cpp GBNF grammar file")
+    p_gen.add_argument("--start", help="the start rule (default: start for Lark, root for GBNF)")
     sampling_options(p_gen)
     p_gen.set_defaults(run=generate)
 
