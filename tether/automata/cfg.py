@@ -72,6 +72,46 @@ def _lexer_mask_kernel(table, acc_start, byte_class, trie_byte, trie_depth, trie
     return n, nb
 
 
+@numba.njit(cache=True, nogil=True)
+def _after_kernel(table, acc_start, acc_terms, byte_class, trie_depth, trie_skip, trie_byte, tok_start, tok_ids,
+                  b_nodes, b_lex, term, fresh, stack, out, b2_nodes, b2_lex):  # pragma: no cover - compiled
+    """What follows lexemes of `term` ending at the boundary nodes, whatever the parse: the tokens
+    whose rest stays inside the next lexeme (read from lexer state `fresh`), and the nodes where
+    that lexeme may end in turn. Returns (row to build and call again for, or -1; nodes found)."""
+    rows = table.shape[0]
+    nb = 0
+    for k in range(b_nodes.shape[0]):
+        s0 = b_lex[k]
+        ends = False
+        for a in range(acc_start[s0], acc_start[s0 + 1]):
+            ends |= acc_terms[a] == term
+        if not ends:
+            continue
+        m = b_nodes[k]
+        base = trie_depth[m]
+        stack[0] = fresh
+        i = m + 1
+        end = trie_skip[m]
+        while i < end:
+            d = trie_depth[i] - base
+            s = table[stack[d - 1], byte_class[trie_byte[i]]]
+            if s == -2 or s >= rows:
+                return stack[d - 1], nb
+            if s < 0:
+                i = trie_skip[i]
+                continue
+            stack[d] = s
+            for j in range(tok_start[i], tok_start[i + 1]):
+                t = tok_ids[j]
+                out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            if acc_start[s + 1] > acc_start[s] and trie_skip[i] > i + 1:
+                b2_nodes[nb] = i
+                b2_lex[nb] = s
+                nb += 1
+            i += 1
+    return -1, nb
+
+
 @numba.njit(cache=True)
 def _new_seen():  # a typed dict made by numba: 3 µs, where Dict.empty from Python costs 50 µs
     return Dict.empty(key_type=_JOB_KEY, value_type=types.boolean)
@@ -227,6 +267,7 @@ class CFGConstraint(Constraint):
         self._eos_set = frozenset(self._eos)
         self._words = bitmask_words(vocab.size)
         self._lexer_masks: dict[int, _LexerMask] = {}
+        self._follow_masks: dict[tuple[int, int, int], _LexerMask] = {}
         self._masks: dict[int, np.ndarray] = {}
         self._cache_limit = max(1, self.limits.mask_cache_bytes * 3 // 8 // (self._words * 4))
         self._steps_limit = max(1024, self.limits.mask_cache_bytes // 8 // _STEP_BYTES)
@@ -362,6 +403,32 @@ class CFGConstraint(Constraint):
                         return piece.rest
         return self.vocab.trie
 
+    def _follow_mask(self, lm: _LexerMask, lex: int, term: int, fresh: int, deadline: Deadline) -> _LexerMask:
+        """The second level of a lexer state's mask, shared by every parse: where a lexeme of `term`
+        ends at one of lm's boundary nodes and the next lexeme starts in lexer state `fresh`."""
+        key = (lex, term, fresh)
+        got = self._follow_masks.get(key)
+        if got is not None:
+            return got
+        a = self.automaton
+        trie = lm.trie
+        stack = np.empty(trie.max_depth + 1, dtype=np.int32)
+        b2_nodes = np.empty(trie.n_nodes, dtype=np.int64)
+        b2_lex = np.empty(trie.n_nodes, dtype=np.int64)
+        while True:
+            words = np.zeros(self._words, dtype=np.uint32)
+            row, nb = _after_kernel(a.lex_table, a.lex_acc_start, a.lex_acc_terms, a.byte_class, trie.depth,
+                                    trie.skip, trie.byte, trie.tok_start, trie.tok_ids, lm.b_nodes, lm.b_lex,
+                                    term, fresh, stack, words, b2_nodes, b2_lex)
+            if row < 0:
+                break
+            a.expand_lexer(int(row), deadline)
+        b_lex = b2_lex[:nb].copy()
+        terms = sorted({t for s in np.unique(b_lex).tolist() for t in a.lex_accepts[s]})
+        got = _LexerMask(words, b2_nodes[:nb].copy(), b_lex, tuple(terms), trie)
+        self._follow_masks[key] = got
+        return got
+
     def _fork(self, node: int, lm: _LexerMask, out: np.ndarray, deadline: Deadline) -> None:
         a = self.automaton
         trie = lm.trie
@@ -402,8 +469,12 @@ class CFGConstraint(Constraint):
         for node, lex in a.pairs(config):
             lm = self._lexer_mask(lex, deadline)
             words |= lm.words
-            if lm.b_nodes.shape[0]:
-                self._fork(node, lm, words, deadline)
+            for term in lm.terms:  # each lexeme that may end inside a token, and what follows it
+                after = a.scan(node, term, deadline)
+                follow = self._follow_mask(lm, lex, term, a.start_lexer(after), deadline)
+                words |= follow.words
+                if follow.b_nodes.shape[0]:
+                    self._fork(after, follow, words, deadline)
         if a.accepting(config):
             for t in self._eos:
                 words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
