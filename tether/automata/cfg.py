@@ -15,7 +15,6 @@ built yet it notes it, Python builds it, and the walk reruns (it only ever sets 
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -24,19 +23,17 @@ import numpy as np
 from numba import types
 from numba.typed import Dict
 
-from ..errors import InvalidState, TokenRejected, VocabularyError
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
 from ..vocab import TokenTrie, Vocabulary
-from .bitmask import bitmask_words
-from .constraint import Constraint
+from .bitmask import unpack_bitmask
 from .dfa import DEAD, UNEXPANDED
 from .earley import CFGAutomaton
-from .index import _copy_into, _trie_mask_kernel, _walk_kernel, as_token_id
+from .index import _trie_mask_kernel, _walk_kernel
 from .slices import slices
+from .stepping import AutomatonConstraint
 
 __all__ = ["CFGConstraint"]
 
-_STEP_BYTES = 128
 _NEED_SCAN, _NEED_START, _NEED_LEXER, _NEED_RERUN, _NEED_ROOM = 1, 2, 3, 4, 5
 # Slots of the fork kernel's saved position (`ctl`), so that it can stop and resume.
 _PHASE, _K, _NJ, _ACTIVE, _I, _END, _BASE, _P, _REDO = range(9)
@@ -244,63 +241,31 @@ class _LexerMask:
     trie: TokenTrie  # the trie walked (the vocabulary's, or what a slice leaves of it), b_nodes index it
 
 
-class CFGConstraint(Constraint):
-    """A context-free constraint over one vocabulary (see the module docstring for how masks work).
+class CFGConstraint(AutomatonConstraint):
+    """A context-free constraint over one vocabulary (see the module docstring for how masks work,
+    `AutomatonConstraint` for states and caches): its states are configurations."""
 
-    States are ints tagged with their automaton, as for `DFAConstraint`; forking a state copies
-    nothing. Thread-safe; picklable (caches refill on use).
-    """
+    _PICKLED = AutomatonConstraint._PICKLED + ("automaton",)
 
     def __init__(self, automaton: CFGAutomaton, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *,
                  source: str = "", parse: Callable[[str], Any] | None = None):
         self.automaton = automaton
-        self.vocab = vocab
-        self.limits = limits
-        self.source = source
-        self._parse = parse
-        self._tag = (id(automaton) & 0xFFFFF) + 1
-        self._setup()
+        super().__init__(automaton, vocab, limits, source=source, parse=parse)
 
     def _setup(self) -> None:
-        vocab = self.vocab
-        self._eos = tuple(vocab.eos_ids)
-        self._eos_set = frozenset(self._eos)
-        self._words = bitmask_words(vocab.size)
+        super()._setup()
         self._lexer_masks: dict[int, _LexerMask] = {}
         self._follow_masks: dict[tuple[int, int, int], _LexerMask] = {}
-        self._masks: dict[int, np.ndarray] = {}
         self._cache_limit = max(1, self.limits.mask_cache_bytes * 3 // 8 // (self._words * 4))
-        self._steps_limit = max(1024, self.limits.mask_cache_bytes // 8 // _STEP_BYTES)
-        self._steps: dict[tuple[int, int], int] = {}
-        self._lock = threading.Lock()
         self._jobs = np.empty((4096, 3), dtype=np.int64)
-        self.mask_computations = 0
-
-    def __getstate__(self) -> dict:
-        return {"automaton": self.automaton, "vocab": self.vocab, "limits": self.limits, "source": self.source,
-                "_parse": self._parse, "_tag": self._tag}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._setup()
 
     def __repr__(self) -> str:
         a = self.automaton
         return (f"CFGConstraint({self.source[:60]!r}, parser nodes={a.n_nodes}, lexer states={a.n_lexer_states}, "
                 f"vocab={self.vocab.size})")
 
-    def parse(self, text: str) -> Any:
-        return self._parse(text) if self._parse is not None else text
-
-    # -- states
-
-    def _state(self, s: int) -> int:
-        return (self._tag << 32) | s
-
-    def _id(self, state: Any) -> int:
-        if type(state) is not int or state >> 32 != self._tag or not 0 <= (state & 0xFFFFFFFF) < self.automaton.n_states:
-            raise InvalidState(f"{state!r} is not a state of {self!r}: states come from its initial() and advance()")
-        return state & 0xFFFFFFFF
+    def n_states(self) -> int:
+        return self.automaton.n_states
 
     def initial(self) -> int:
         return self._state(self.automaton.initial)
@@ -310,8 +275,6 @@ class CFGConstraint(Constraint):
 
     def is_finished(self, state: int) -> bool:
         return self.automaton.is_finished(self._id(state))
-
-    # -- one token
 
     def _walk(self, config: int, data: bytes) -> int:
         a = self.automaton
@@ -325,41 +288,6 @@ class CFGConstraint(Constraint):
             if config < 0:
                 return DEAD
             pos += 1
-
-    def _next(self, state: int, token_id: int) -> int:
-        key = (state, token_id)
-        nxt = self._steps.get(key)
-        if nxt is not None:
-            return nxt
-        if not 0 <= token_id < self.vocab.size:
-            raise VocabularyError(f"token id {token_id} is outside the vocabulary of {self.vocab.size:,} ids")
-        data = self.vocab[token_id]
-        s = self._walk(self._id(state), data) if data else DEAD
-        nxt = DEAD if s < 0 else self._state(s)
-        if len(self._steps) >= self._steps_limit:
-            self._steps.clear()
-        self._steps[key] = nxt
-        return nxt
-
-    def allows(self, state: int, token_id: int) -> bool:
-        token_id = token_id if type(token_id) is int else as_token_id(token_id)
-        if token_id in self._eos_set:
-            return self.is_accepting(state)
-        return self._next(state, token_id) >= 0
-
-    def advance(self, state: int, token_id: int) -> int:
-        nxt = self._steps.get((state, token_id))
-        if nxt is not None and nxt >= 0:
-            return nxt
-        token_id = token_id if type(token_id) is int else as_token_id(token_id)
-        if token_id in self._eos_set:
-            if self.is_accepting(state):
-                return state
-            raise TokenRejected(state, token_id, None)
-        nxt = self._next(state, token_id)
-        if nxt < 0:
-            raise TokenRejected(state, token_id, self.vocab[token_id])
-        return nxt
 
     # -- masks
 
@@ -460,9 +388,6 @@ class CFGConstraint(Constraint):
 
     def _words_for(self, state: int) -> np.ndarray:
         config = self._id(state)
-        words = self._masks.get(config)
-        if words is not None:
-            return words
         a = self.automaton
         deadline = self.limits.deadline("building parser and lexer states for a mask")
         words = np.zeros(self._words, dtype=np.uint32)
@@ -475,25 +400,13 @@ class CFGConstraint(Constraint):
                 words |= follow.words
                 if follow.b_nodes.shape[0]:
                     self._fork(after, follow, words, deadline)
-        if a.accepting(config):
-            for t in self._eos:
-                words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-        words = words.view(np.int32)
+        words = self._with_eos(words, a.accepting(config))
         with self._lock:
             self.mask_computations += 1
-            self._masks[config] = words
-            while len(self._masks) > self._cache_limit:
-                del self._masks[next(iter(self._masks))]
+            self._cache[state] = words
+            while len(self._cache) > self._cache_limit:  # first in, first out
+                del self._cache[next(iter(self._cache))]
         return words
-
-    def fill_bitmask(self, state: int, row: Any) -> None:
-        words = self._masks.get(state & 0xFFFFFFFF) if type(state) is int and state >> 32 == self._tag else None
-        if words is None:
-            words = self._words_for(state)
-        if type(row) is np.ndarray and row.dtype == np.int32 and row.shape == words.shape:
-            row[...] = words
-            return
-        _copy_into(row, words)
 
     def reference_mask(self, state: int) -> np.ndarray:
         """The mask computed the slow, obvious way: every token walked through the configuration
@@ -511,9 +424,4 @@ class CFGConstraint(Constraint):
             if i >= trie.n_nodes:
                 break
             a.expand_cell(int(stack[trie.depth[i] - 1]), int(a.byte_class[trie.byte[i]]))
-        if a.accepting(config):
-            for t in self._eos:
-                out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-        from .bitmask import unpack_bitmask
-
-        return unpack_bitmask(out.view(np.int32), self.vocab.size)
+        return unpack_bitmask(self._with_eos(out, a.accepting(config)), self.vocab.size)

@@ -13,24 +13,20 @@ compiling is instant and memory grows only with the states visited.
 
 from __future__ import annotations
 
-import operator
-import threading
 from typing import Any, Callable
 
 import numba
 import numpy as np
 
-from ..errors import EmptyLanguage, InvalidState, TokenRejected, VocabularyError
+from ..errors import EmptyLanguage, InvalidState
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
 from ..vocab import Vocabulary
 from .bitmask import bitmask_words
-from .constraint import Constraint
 from .dfa import DEAD, LazyDFA
 from .slices import slices
+from .stepping import AutomatonConstraint
 
-__all__ = ["DFAConstraint", "fill_trie_mask", "walk", "as_token_id"]
-
-_STEP_BYTES = 128  # a (state, token) -> state dict entry, keys and value included
+__all__ = ["DFAConstraint", "fill_trie_mask", "walk"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -130,81 +126,34 @@ def fill_trie_mask(dfa: LazyDFA, vocab: Vocabulary, state: int, out: np.ndarray)
         dfa.expand(int(stack[trie.depth[i] - 1]), deadline)
 
 
-def as_token_id(token: Any) -> int:
-    """A token id as a Python int: ints and numpy/torch integer scalars; anything else is a TypeError."""
-    if type(token) is int:
-        return token
-    if isinstance(token, bool):
-        raise TypeError(f"a token id must be an integer, got the bool {token!r}")
-    try:
-        return operator.index(token)
-    except TypeError:
-        raise TypeError(f"a token id must be an integer, got {type(token).__name__} {token!r}") from None
+class DFAConstraint(AutomatonConstraint):
+    """A regular constraint over one vocabulary (see `AutomatonConstraint` for states and caches).
 
-
-class DFAConstraint(Constraint):
-    """A regular constraint over one vocabulary.
-
-    States are ints that carry a tag of their automaton, so a state from another
-    constraint is an `InvalidState`, not a silent wrong answer. Thread-safe: the
-    caches are dicts whose reads and writes are atomic, the automaton builds rows
-    under its lock, and everything else is read-only. Picklable (the caches are
-    left behind and refill on use).
+    Masks are cached by mask state (many states share one: see `LazyDFA.mask_state`), and
+    every state's lookup of it by state.
     """
+
+    _PICKLED = AutomatonConstraint._PICKLED + ("dfa",)
 
     def __init__(self, dfa: LazyDFA, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *, source: str = "",
                  parse: Callable[[str], Any] | None = None):
         if dfa.is_empty:
             raise EmptyLanguage("the automaton accepts no string, so nothing could be generated", source=source)
         self.dfa = dfa
-        self.vocab = vocab
-        self.limits = limits
-        self.source = source
-        self._parse = parse
-        self._tag = (id(dfa) & 0xFFFFF) + 1
-        self._setup()
+        super().__init__(dfa, vocab, limits, source=source, parse=parse)
 
     def _setup(self) -> None:
-        vocab = self.vocab
-        self._eos = tuple(vocab.eos_ids)
-        self._eos_set = frozenset(self._eos)
-        self._words = bitmask_words(vocab.size)
-        # Masks by mask state (many states share one: see LazyDFA.mask_state), and by state.
+        super()._setup()
         self._masks: dict[int, np.ndarray] = {}
-        self._cache: dict[int, np.ndarray] = {}
         # The cache budget: 7/8 for masks, 1/8 for (state, token) steps.
         self._cache_limit = max(1, self.limits.mask_cache_bytes * 7 // 8 // (self._words * 4))
-        self._depth = int(vocab.trie.max_depth)
-        self._steps_limit = max(1024, self.limits.mask_cache_bytes // 8 // _STEP_BYTES)
-        self._lock = threading.Lock()
-        # (state, token) -> next state (DEAD if not allowed): token walks repeat across
-        # sequences and AWRS checks, and a dict hit is ~20x cheaper than a kernel call.
-        self._steps: dict[tuple[int, int], int] = {}
-        self.mask_computations = 0
-
-    def __getstate__(self) -> dict:
-        return {"dfa": self.dfa, "vocab": self.vocab, "limits": self.limits, "source": self.source,
-                "_parse": self._parse, "_tag": self._tag}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._setup()
+        self._depth = int(self.vocab.trie.max_depth)
 
     def __repr__(self) -> str:
         return f"DFAConstraint({self.source!r}, states built={self.dfa.n_states}, vocab={self.vocab.size})"
 
-    def parse(self, text: str) -> Any:
-        return self._parse(text) if self._parse is not None else text
-
-    # -- states: the automaton's state id in the low 32 bits, this automaton's tag above
-
-    def _state(self, s: int) -> int:
-        return (self._tag << 32) | s
-
-    def _id(self, state: Any) -> int:
-        if type(state) is not int or state >> 32 != self._tag or not 0 <= (state & 0xFFFFFFFF) < self.dfa.n_states:
-            raise InvalidState(f"{state!r} is not a state of {self!r}: states come from its initial() and advance()")
-        return state & 0xFFFFFFFF
+    def n_states(self) -> int:
+        return self.dfa.n_states
 
     def initial(self) -> int:
         return self._state(self.dfa.initial)
@@ -215,45 +164,8 @@ class DFAConstraint(Constraint):
     def is_finished(self, state: int) -> bool:
         return self.dfa.is_finished(self._id(state))
 
-    # -- one token
-
-    def _next(self, state: int, token_id: int) -> int:
-        """The state after a non-EOS token, or DEAD if it is not allowed."""
-        key = (state, token_id)
-        nxt = self._steps.get(key)
-        if nxt is not None:
-            return nxt
-        if not 0 <= token_id < self.vocab.size:
-            raise VocabularyError(f"token id {token_id} is outside the vocabulary of {self.vocab.size:,} ids")
-        data = self.vocab[token_id]
-        s = walk(self.dfa, self._id(state), data) if data else DEAD
-        nxt = DEAD if s < 0 else self._state(s)
-        if len(self._steps) >= self._steps_limit:
-            self._steps.clear()
-        self._steps[key] = nxt
-        return nxt
-
-    def allows(self, state: int, token_id: int) -> bool:
-        token_id = token_id if type(token_id) is int else as_token_id(token_id)
-        if token_id in self._eos_set:
-            return self.is_accepting(state)
-        return self._next(state, token_id) >= 0
-
-    def advance(self, state: int, token_id: int) -> int:
-        nxt = self._steps.get((state, token_id))  # the common case, inlined: a memoised step
-        if nxt is not None and nxt >= 0:
-            return nxt
-        token_id = token_id if type(token_id) is int else as_token_id(token_id)
-        if token_id in self._eos_set:
-            if self.is_accepting(state):
-                return state
-            raise TokenRejected(state, token_id, None)
-        nxt = self._next(state, token_id)
-        if nxt < 0:
-            raise TokenRejected(state, token_id, self.vocab[token_id])
-        return nxt
-
-    # -- masks
+    def _walk(self, s: int, data: bytes) -> int:
+        return walk(self.dfa, s, data)
 
     def _words_for(self, state: int) -> np.ndarray:
         """The packed mask of `state` as int32 words: its mask state's, computed by the kernel once."""
@@ -262,10 +174,7 @@ class DFAConstraint(Constraint):
         if words is None:
             words = np.empty(self._words, dtype=np.uint32)
             fill_trie_mask(self.dfa, self.vocab, m, words)
-            if self.dfa.accepting(m):
-                for t in self._eos:
-                    words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-            words = words.view(np.int32)
+            words = self._with_eos(words, self.dfa.accepting(m))
             with self._lock:
                 self.mask_computations += 1
                 self._masks[m] = words
@@ -276,25 +185,3 @@ class DFAConstraint(Constraint):
             if len(self._cache) > 8 * self._cache_limit:  # aliases only: dropping them costs a lookup
                 self._cache.clear()
         return words
-
-    def fill_bitmask(self, state: int, row: Any) -> None:
-        words = self._cache.get(state)  # the hot path: a lock-free dict read and one copy
-        if words is None:
-            words = self._words_for(state)
-        if type(row) is np.ndarray and row.dtype == np.int32 and row.shape == words.shape:
-            row[...] = words
-            return
-        _copy_into(row, words)
-
-
-
-def _copy_into(row: Any, words: np.ndarray) -> None:
-    """Copy a mask into a bitmask row that is not a plain int32 numpy row: a torch int32 tensor."""
-    shape = tuple(getattr(row, "shape", ()))
-    dtype = str(getattr(row, "dtype", type(row).__name__))
-    if type(row).__module__.startswith("torch") and dtype == "torch.int32" and shape == words.shape:
-        import torch
-
-        row.copy_(torch.from_numpy(words))
-        return
-    raise ValueError(f"bitmask row must be int32[{words.shape[0]}] (numpy or torch), got {dtype}{list(shape)}")
