@@ -84,7 +84,7 @@ class CFGAutomaton:
         self.lex_acc_terms = np.zeros(64, dtype=np.int32)
         # -- configurations
         self._config_ids: dict[frozenset, int] = {}
-        self._configs: list[tuple[tuple[int, int], ...]] = []
+        self._configs: list[frozenset[tuple[int, int]]] = []
         self.config_accepting: list[bool] = []
         self.table = np.full((64, n_classes), UNEXPANDED, dtype=np.int32)
         root = self._node(frozenset({(tables.init[tables.start], ROOT)}))
@@ -274,7 +274,8 @@ class CFGAutomaton:
     def n_states(self) -> int:
         return len(self._configs)
 
-    def pairs(self, config: int) -> tuple[tuple[int, int], ...]:
+    def pairs(self, config: int) -> frozenset[tuple[int, int]]:
+        """The (parser node, lexer state) pairs of a configuration."""
         return self._configs[config]
 
     def _close(self, pairs) -> frozenset:
@@ -292,7 +293,7 @@ class CFGAutomaton:
             return got
         s = len(self._configs)
         self._config_ids[pairs] = s
-        self._configs.append(tuple(sorted(pairs)))
+        self._configs.append(pairs)
         self.config_accepting.append(any(self.lex_boundary[lex] and self.node_accepting[node] for node, lex in pairs))
         if s >= self.table.shape[0]:
             self.table = _grown(self.table, UNEXPANDED)

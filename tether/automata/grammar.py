@@ -75,11 +75,14 @@ class Grammar:
         self._lock = threading.Lock()
 
     def matches(self, text: str | bytes) -> bool:
-        """Whether `text` is in the language (the reference the constraint is tested against)."""
+        """Whether `text` is in the language (the reference the constraint is tested against).
+
+        A context-free grammar parses `text` with an automaton of its own (sharing only the
+        terminal DFAs), so a long text does not stay in the memory of the compiled constraints."""
         data = text.encode() if isinstance(text, str) else text
         if self._dfa is not None:
             return self._dfa.matches(data)
-        return self._automaton.matches(data)
+        return CFGAutomaton(self._automaton.tables, self.limits).matches(data)
 
     def compile(self, vocab: Vocabulary) -> Constraint:
         """Bind to a vocabulary; cached per vocabulary, so compiling again is free."""
