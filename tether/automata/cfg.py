@@ -5,9 +5,11 @@ A token allowed from configuration pair (parser node p, lexer state l) either st
 the lexeme being read (it only moves l: whatever the parse, the same tokens do this, so that
 part of the mask is computed once per lexer state, with the trie nodes where a lexeme may
 end on the way), or ends the lexeme inside the token and goes on from a new parser node.
-Only the subtrees below those *boundary* nodes are walked per parse position, by a numba
-kernel that follows the lexer and the parser's scan table; where it meets an entry not
-built yet it notes it, Python builds it, and the walk reruns (it only ever sets bits).
+What follows a lexeme of terminal t ending at those *boundary* nodes depends on the parse
+only through the fresh lexer state of scan(p, t), so it too is cached, per (l, t, fresh
+lexer), down to the next boundaries. Only tokens crossing two boundaries or more are walked
+per parse position, by a numba kernel that follows the lexer and the parser's scan table;
+where it meets an entry not built yet it stops, Python builds it, and the walk resumes.
 
     >>> c = tether.lark(grammar).compile(vocab)
     >>> s = c.advance(c.initial(), token_id); c.fill_bitmask(s, row)

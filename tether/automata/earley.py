@@ -19,8 +19,11 @@ Three kinds of objects, each an int id into tables that only grow:
   table (cell by cell), read by the same numba walk kernel as a regex DFA.
 
 A pair whose lexer state accepts terminal t also stands for (scan(p, t), fresh lexer state):
-configurations are closed under ending a lexeme. Every pair can reach acceptance (Earley's correct-prefix property on a
-grammar whose rules all derive strings, with live DFA states), so masks need no search.
+configurations are closed under ending a lexeme. Every pair can reach acceptance (Earley's
+correct-prefix property on a grammar whose rules all derive strings, with live DFA states), so
+masks need no search. The tables grow with every text read and are bounded by
+`Limits.automaton_bytes`; nothing is evicted, so a constraint serving unboundedly many different
+texts eventually raises `ConstraintTooLarge` (a known limit of this first version).
 
     >>> auto = CFGAutomaton(lower(ir))
     >>> c = auto.step(auto.initial, b"[1,")
