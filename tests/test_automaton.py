@@ -208,3 +208,27 @@ def test_slice_masks_equal_a_walk_of_every_token():
     assert c.dfa.covers(s, piece.intervals, piece.max_chars) and piece.words.any()
     naive = np.array([bool(data) and c.dfa.step(s, data) >= 0 for data in vocab], dtype=bool)
     assert (c.mask(state) == naive).all()
+
+
+@pytest.mark.parametrize("name", ["llama-bpe", "gpt-2", "llama-spm", "qwen2"])
+def test_slice_membership_is_pythons_strict_utf8_and_the_class(name):
+    """The numba kernel that picks a slice's tokens agrees with `bytes.decode` + `re` on every token."""
+    import re
+
+    from tether.automata.bitmask import pack_mask
+    from tether.automata.slices import SLICE_CLASSES
+
+    vocab = real_vocab(name)
+    piece = slices(vocab)[0]
+    whole = re.compile(f"(?:{SLICE_CLASSES[0]})+").fullmatch
+    member, longest = [], 0
+    for data in vocab:
+        try:
+            text = data.decode("utf-8") if data else None
+        except UnicodeDecodeError:
+            text = None
+        ok = text is not None and whole(text) is not None
+        member.append(ok)
+        longest = max(longest, len(text)) if ok else longest
+    assert (pack_mask(np.array(member)).view(np.uint32) == piece.words).all()
+    assert piece.max_chars == longest
