@@ -76,7 +76,8 @@ def _after_kernel(table, acc_start, acc_terms, byte_class, trie_depth, trie_skip
                   b_nodes, b_lex, term, fresh, stack, out, b2_nodes, b2_lex):  # pragma: no cover - compiled
     """What follows lexemes of `term` ending at the boundary nodes, whatever the parse: the tokens
     whose rest stays inside the next lexeme (read from lexer state `fresh`), and the nodes where
-    that lexeme may end in turn. Returns (row to build and call again for, or -1; nodes found)."""
+    that lexeme may end in turn. Returns (row to build and call again for, or -1 when done, or -3
+    when b2_nodes is full: call again with larger arrays; nodes found)."""
     rows = table.shape[0]
     nb = 0
     for k in range(b_nodes.shape[0]):
@@ -104,6 +105,8 @@ def _after_kernel(table, acc_start, acc_terms, byte_class, trie_depth, trie_skip
                 t = tok_ids[j]
                 out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
             if acc_start[s + 1] > acc_start[s] and trie_skip[i] > i + 1:
+                if nb == b2_nodes.shape[0]:  # nested boundaries can list a node more than once
+                    return -3, nb
                 b2_nodes[nb] = i
                 b2_lex[nb] = s
                 nb += 1
@@ -258,6 +261,7 @@ class CFGConstraint(AutomatonConstraint):
         super()._setup()
         self._lexer_masks: dict[int, _LexerMask] = {}
         self._follow_masks: dict[tuple[int, int, int], _LexerMask] = {}
+        self._lexer_bytes = 0
         self._cache_limit = max(1, self.limits.mask_cache_bytes * 3 // 8 // (self._words * 4))
         self._jobs = np.empty((4096, 3), dtype=np.int64)
 
@@ -315,8 +319,20 @@ class CFGConstraint(AutomatonConstraint):
         b_lex = b_lex[:nb].copy()
         terms = sorted({t for s in np.unique(b_lex).tolist() for t in a.lex_accepts[s]})
         got = _LexerMask(words, b_nodes[:nb].copy(), b_lex, tuple(terms), trie)
-        self._lexer_masks[lex] = got
+        self._keep(self._lexer_masks, lex, got)
         return got
+
+    def _keep(self, cache: dict, key: Any, mask: _LexerMask) -> None:
+        """Cache a lexer-level mask; past a quarter of `mask_cache_bytes`, start both caches afresh
+        (they only save work: anything dropped is recomputed when next needed)."""
+        size = mask.words.nbytes + mask.b_nodes.nbytes + mask.b_lex.nbytes
+        with self._lock:
+            self._lexer_bytes += size
+            if self._lexer_bytes > self.limits.mask_cache_bytes // 4:
+                self._lexer_masks.clear()
+                self._follow_masks.clear()
+                self._lexer_bytes = size
+            cache[key] = mask
 
     def _slice_rest(self, lex: int, words: np.ndarray) -> TokenTrie:
         """The trie a lexer state's mask must walk: where one lexeme in progress takes a whole
@@ -350,13 +366,18 @@ class CFGConstraint(AutomatonConstraint):
             row, nb = _after_kernel(a.lex_table, a.lex_acc_start, a.lex_acc_terms, a.byte_class, trie.depth,
                                     trie.skip, trie.byte, trie.tok_start, trie.tok_ids, lm.b_nodes, lm.b_lex,
                                     term, fresh, stack, words, b2_nodes, b2_lex)
-            if row < 0:
+            if row == -1:
                 break
+            if row == -3:
+                b2_nodes = np.empty(2 * b2_nodes.shape[0], dtype=np.int64)
+                b2_lex = np.empty(2 * b2_lex.shape[0], dtype=np.int64)
+                deadline.check_now()
+                continue
             a.expand_lexer(int(row), deadline)
         b_lex = b2_lex[:nb].copy()
         terms = sorted({t for s in np.unique(b_lex).tolist() for t in a.lex_accepts[s]})
         got = _LexerMask(words, b2_nodes[:nb].copy(), b_lex, tuple(terms), trie)
-        self._follow_masks[key] = got
+        self._keep(self._follow_masks, key, got)
         return got
 
     def _fork(self, node: int, lm: _LexerMask, out: np.ndarray, deadline: Deadline) -> None:
