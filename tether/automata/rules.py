@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ConstraintTooLarge, GrammarError, Location
-from ..grammar.ir import Choice, Expr, GrammarIR, Repetition, RuleRef, Sequence, TerminalRef, walk_expr
+from ..grammar.ir import Choice, Expr, GrammarIR, Repetition, Rule, RuleRef, Sequence, TerminalRef, walk_expr
 from ..grammar.regex import EMPTY, Alternation, Concat, Repeat, RegexNode
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
 from .dfa import LazyDFA
@@ -64,6 +64,12 @@ def lower(ir: GrammarIR, limits: Limits = DEFAULT_LIMITS) -> RuleTables:
     deadline = limits.deadline("compiling the grammar")
     reach = _reachable(ir)
     recursive = _recursive_rules(ir, reach)
+    linear = _linear_recursions(ir, recursive)
+    if linear:  # `a: a x | y` is `y x*`: regular after all (Lark writes every `+` and `*` so)
+        rules = dict(ir.rules)
+        rules.update(linear)
+        ir = GrammarIR(rules, ir.terminals, ir.start, ir.ignore, ir.source, ir.name)
+        recursive = _recursive_rules(ir, reach)
     ignore_tree = _ignore_tree(ir)
     fused = _fuse(ir, reach, recursive, ignore_tree, deadline)
     if ir.start in fused:
@@ -133,6 +139,37 @@ def _recursive_rules(ir: GrammarIR, reach: list[str]) -> set[str]:
                 parent = work[-1][0]
                 low[parent] = min(low[parent], low[v])
     return recursive
+
+
+def _linear_recursions(ir: GrammarIR, recursive: set[str]) -> dict[str, Rule]:
+    """Rules that use themselves directly only at the left end of alternatives (or only at the
+    right end), rewritten without it: `a: a x | a z | y` is `a: y (x | z)*` and `a: x a | y` is
+    `a: x* y`. The language is the same, even where x, y or z lead back to `a` through other
+    rules (every derivation unfolds the same way); a rule left without recursion may then fuse."""
+    out: dict[str, Rule] = {}
+    for name in recursive:
+        rule = ir.rules[name]
+        options = rule.body.options if isinstance(rule.body, Choice) else (rule.body,)
+        base, left, right = [], [], []
+        for option in options:
+            items = option.items if isinstance(option, Sequence) else (option,)
+            uses = [n for n in walk_expr(option) if isinstance(n, RuleRef) and n.name == name]
+            if not uses:
+                base.append(option)
+            elif len(uses) == 1 and isinstance(items[0], RuleRef) and items[0].name == name:
+                left.append(Sequence(tuple(items[1:])))
+            elif len(uses) == 1 and isinstance(items[-1], RuleRef) and items[-1].name == name:
+                right.append(Sequence(tuple(items[:-1])))
+            else:
+                break
+        else:
+            if not base or (left and right):
+                continue  # no way out, or recursion at both ends (a: a x | y a | z): context-free
+            loop = Repetition(Choice(tuple(left or right)), 0, None, rule.where)
+            exit_ = Choice(tuple(base), rule.where)
+            body = Sequence((exit_, loop) if left else (loop, exit_), rule.where)
+            out[name] = Rule(name, body, rule.where)
+    return out
 
 
 def _ignore_tree(ir: GrammarIR) -> RegexNode | None:
