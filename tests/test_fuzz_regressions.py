@@ -1,6 +1,7 @@
 """Every case the fuzzers saved in tests/regressions/<target>.jsonl, replayed by the check that found it.
 
     python -m fuzz regex --seconds 60          # appends failing cases to tests/regressions/regex.jsonl
+    python -m fuzz grammar --seconds 60        # ... and to tests/regressions/grammar.jsonl
     python -m pytest tests/test_fuzz_regressions.py
 """
 
@@ -9,12 +10,15 @@ from __future__ import annotations
 import pytest
 
 from fuzz import _harness
+from fuzz import grammar as grammar_fuzz
 from fuzz import regex as regex_fuzz
 
 from conftest import data_path
 
 # target -> the function that checks one of its cases (None when tether does what the case expects)
-REPLAYERS = {"regex": regex_fuzz.check_case}
+REPLAYERS = {"regex": regex_fuzz.check_case, "grammar": grammar_fuzz.check_case}
+# target -> the keys every saved case of it has
+REQUIRED = {"regex": {"kind", "pattern", "flags", "expected"}, "grammar": {"kind", "grammar", "start", "expected"}}
 
 
 def _cases() -> list[tuple[str, int, dict]]:
@@ -27,7 +31,8 @@ def _cases() -> list[tuple[str, int, dict]]:
 
 def _case_id(item: tuple[str, int, dict]) -> str:
     target, line, case = item
-    return f"{target}:{line}:{case['kind']}:{case['pattern'][:24]}"
+    source = case.get("pattern", case.get("grammar", ""))
+    return f"{target}:{line}:{case['kind']}:{source[:24]}"
 
 
 @pytest.mark.parametrize("target", sorted(REPLAYERS))
@@ -37,7 +42,7 @@ def test_regression_file_is_there_and_not_empty(target):
     cases = _harness.load_cases(target)
     assert len(cases) >= 5, f"{path} holds {len(cases)} cases; the seed cases are gone"
     for case in cases:
-        assert {"kind", "pattern", "flags", "expected"} <= set(case), case
+        assert REQUIRED[target] <= set(case), case
 
 
 @pytest.mark.parametrize("item", _cases(), ids=_case_id)
