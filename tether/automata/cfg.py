@@ -22,8 +22,6 @@ from typing import Any, Callable
 
 import numba
 import numpy as np
-from numba import types
-from numba.typed import Dict
 
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
 from ..vocab import TokenTrie, Vocabulary
@@ -36,10 +34,10 @@ from .stepping import AutomatonConstraint
 
 __all__ = ["CFGConstraint"]
 
-_NEED_SCAN, _NEED_START, _NEED_LEXER, _NEED_RERUN, _NEED_ROOM = 1, 2, 3, 4, 5
-# Slots of the fork kernel's saved position (`ctl`), so that it can stop and resume.
-_PHASE, _K, _NJ, _ACTIVE, _I, _END, _BASE, _P, _REDO = range(9)
-_JOB_KEY = types.UniTuple(types.int64, 3)  # (trie node, parser node, lexer state)
+_NEED_SCAN, _NEED_START, _NEED_LEXER, _NEED_RERUN, _NEED_ROOM, _NEED_SEEN = 1, 2, 3, 4, 5, 6
+# Slots of the fork kernel's saved position (`ctl`), so that it can stop and resume; _SEEN counts
+# the (trie node, parser node, lexer state) triples in its `seen` set.
+_PHASE, _K, _NJ, _ACTIVE, _I, _END, _BASE, _P, _REDO, _SEEN = range(10)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -114,9 +112,36 @@ def _after_kernel(table, acc_start, acc_terms, byte_class, trie_depth, trie_skip
     return -1, nb
 
 
-@numba.njit(cache=True)
-def _new_seen():  # a typed dict made by numba: 3 µs, where Dict.empty from Python costs 50 µs
-    return Dict.empty(key_type=_JOB_KEY, value_type=types.boolean)
+@numba.njit(cache=True, nogil=True)
+def _seen_add(seen, ctl, a, b, c):  # pragma: no cover - compiled
+    """Put (a, b, c) in the open-addressing set `seen` (int64 rows, -1 = free; its size a power of
+    two, its count in ctl[_SEEN]): 1 if it is new, 0 if it was there, -1 if the set must grow first."""
+    mask = seen.shape[0] - 1
+    h = ((a * 1000003 + b) * 1000003 + c) * 0x9E3779B1
+    h = (h ^ (h >> 29)) & mask
+    while True:
+        if seen[h, 0] == -1:
+            if 2 * (ctl[_SEEN] + 1) > seen.shape[0]:
+                return -1
+            seen[h, 0] = a
+            seen[h, 1] = b
+            seen[h, 2] = c
+            ctl[_SEEN] += 1
+            return 1
+        if seen[h, 0] == a and seen[h, 1] == b and seen[h, 2] == c:
+            return 0
+        h = (h + 1) & mask
+
+
+@numba.njit(cache=True, nogil=True)
+def _seen_grown(seen, ctl):  # pragma: no cover - compiled
+    """The set `seen` with twice the room, the same members."""
+    bigger = np.full((2 * seen.shape[0], 3), -1, dtype=np.int64)
+    ctl[_SEEN] = 0
+    for r in range(seen.shape[0]):
+        if seen[r, 0] != -1:
+            _seen_add(bigger, ctl, seen[r, 0], seen[r, 1], seen[r, 2])
+    return bigger
 
 
 @numba.njit(cache=True, nogil=True)
@@ -141,13 +166,14 @@ def _push_forks(i, s, p, acc_start, acc_terms, scan_next, lex_start, jobs, ctl, 
         if lex == -2:
             need[0] = p2
             return _NEED_START
-        key = (np.int64(i), np.int64(p2), np.int64(lex))
-        if key in seen:
-            continue
         nj = ctl[_NJ]
         if nj >= jobs.shape[0]:
             return _NEED_ROOM
-        seen[key] = True
+        added = _seen_add(seen, ctl, i, p2, lex)
+        if added == 0:
+            continue
+        if added < 0:
+            return _NEED_SEEN
         jobs[nj, 0] = i
         jobs[nj, 1] = p2
         jobs[nj, 2] = lex
@@ -173,7 +199,10 @@ def _fork_kernel(lex_table, acc_start, acc_terms, byte_class, scan_next, lex_sta
     rows = lex_table.shape[0]
     if ctl[_PHASE] == 0:
         for k in range(ctl[_K], b_nodes.shape[0]):
-            seen[(np.int64(b_nodes[k]), np.int64(parser_node), np.int64(b_lex[k]))] = True
+            if _seen_add(seen, ctl, b_nodes[k], parser_node, b_lex[k]) < 0:
+                ctl[_K] = k
+                return _NEED_SEEN
+        ctl[_K] = 0
         ctl[_PHASE] = 1
     if ctl[_PHASE] == 1:
         for k in range(ctl[_K], b_nodes.shape[0]):
@@ -216,11 +245,13 @@ def _fork_kernel(lex_table, acc_start, acc_terms, byte_class, scan_next, lex_sta
                 return _NEED_RERUN
             stack[d] = s
             if acc_start[s + 1] > acc_start[s] and trie_skip[i] > i + 1:
-                key = (np.int64(i), np.int64(p), np.int64(s))
-                if key in seen and not ctl[_REDO]:
+                added = _seen_add(seen, ctl, i, p, s)
+                if added < 0:
+                    ctl[_I] = i
+                    return _NEED_SEEN
+                if added == 0 and not ctl[_REDO]:
                     i = trie_skip[i]  # this walk state's subtree is walked (or queued) elsewhere
                     continue
-                seen[key] = True
                 code = _push_forks(i, s, p, acc_start, acc_terms, scan_next, lex_start, jobs, ctl, seen, need)
                 if code:
                     ctl[_I] = i
@@ -387,9 +418,9 @@ class CFGConstraint(AutomatonConstraint):
             nxt = a.scan(node, term, deadline)
             a.expand_lexer(a.start_lexer(nxt), deadline)
         stack = np.empty(trie.max_depth + 1, dtype=np.int64)
-        ctl = np.zeros(9, dtype=np.int64)
+        ctl = np.zeros(10, dtype=np.int64)
         need = np.zeros(2, dtype=np.int64)
-        seen = _new_seen()
+        seen = np.full((1024, 3), -1, dtype=np.int64)
         jobs = self._jobs
         while True:
             code = _fork_kernel(
@@ -408,6 +439,8 @@ class CFGConstraint(AutomatonConstraint):
                 a.expand_lexer(int(need[0]), deadline)
             elif code == _NEED_ROOM:
                 jobs = np.concatenate([jobs, np.empty_like(jobs)])
+            elif code == _NEED_SEEN:
+                seen = _seen_grown(seen, ctl)
 
     def _words_for(self, state: int) -> np.ndarray:
         config = self._id(state)
