@@ -282,12 +282,19 @@ class CFGAutomaton:
         return self._configs[config]
 
     def _close(self, pairs) -> frozenset:
-        """Add, for each pair whose lexeme may end here, the pair that ends it."""
+        """Add the pair where the lexemes that may end here end: one parser node for all of them,
+        whose kernel is the union of their scans (an Earley column: without the union, a text
+        where each character may be one of two terminals would double its nodes at every step)."""
         out = set(pairs)
-        for node, lex in pairs:
-            for term in self.lex_accepts[lex]:
-                nxt = self.scan(node, term)
-                out.add((nxt, self.start_lexer(nxt)))
+        ended = [(node, term) for node, lex in pairs for term in self.lex_accepts[lex]]
+        if len(ended) == 1:
+            nxt = self.scan(*ended[0])
+        elif ended:
+            with self._lock:
+                nxt = self._node(frozenset().union(*(self._scans[node][term] for node, term in ended)))
+        else:
+            return frozenset(out)
+        out.add((nxt, self.start_lexer(nxt)))
         return frozenset(out)
 
     def _config(self, pairs: frozenset) -> int:
