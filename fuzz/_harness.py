@@ -137,3 +137,57 @@ def save_case(target: str, case: dict) -> bool:
     with path.open("a", encoding="utf-8") as f:
         f.write(line + "\n")
     return True
+
+
+# ---------------------------------------------------------------- checks every target shares
+
+
+def check_walk(c, case: dict, reference: str) -> str | None:
+    """Walk case["ids"] through constraint c: allowed all the way and accepting at the end iff
+    case["expected"] (what `reference`, e.g. "re" or "Lark", says of case["text"])."""
+    state, ids = c.initial(), case["ids"]
+    for i, token in enumerate(ids):
+        if not c.allows(state, token):
+            if case["expected"]:
+                return (f"walk rejected: token {i} ({token} {c.vocab[token]!r}) refused, "
+                        f"yet {reference} accepts {case['text']!r}")
+            return None
+        state = c.advance(state, token)
+    accepting = bool(c.is_accepting(state))
+    if accepting != case["expected"]:
+        verdict = "accepts" if accepting else "does not accept"
+        return (f"walk {'accepted' if accepting else 'rejected'}: tether {verdict} {ids}, "
+                f"{reference} says {case['expected']} on {case['text']!r}")
+    return None
+
+
+def check_mask(c, case: dict) -> str | None:
+    """The contract at the state after case["ids"]: mask == allows on case["tokens"], EOS iff
+    accepting, some token allowed, and advance refuses what the mask forbids."""
+    import numpy as np
+
+    from tether.errors import TokenRejected
+
+    vocab = c.vocab
+    state = c.advance_many(c.initial(), case["ids"])
+    mask = np.asarray(c.mask(state))
+    if mask.shape != (vocab.size,):
+        return f"mask: shape {mask.shape}, vocabulary size {vocab.size}"
+    problems = []
+    differ = [t for t in case["tokens"] if bool(mask[t]) != bool(c.allows(state, t))]
+    if differ:
+        problems.append(f"mask != allows on {len(differ)} ids " + ", ".join(
+            f"{t} {vocab[t]!r} mask={bool(mask[t])}" for t in differ[:5]))
+    accepting = bool(c.is_accepting(state))
+    if any(bool(mask[e]) != accepting for e in vocab.eos_ids):
+        problems.append(f"EOS iff accepting broken: mask allows EOS {[bool(mask[e]) for e in vocab.eos_ids]}, "
+                        f"is_accepting {accepting}")
+    if not mask.any():
+        problems.append(f"dead end: no token allowed after {vocab.decode(case['ids'])!r}")
+    for t in [t for t in case["tokens"] if not mask[t]][:3]:
+        try:
+            c.advance(state, t)
+        except TokenRejected:
+            continue
+        problems.append(f"advance took a masked-out token {t} {vocab[t]!r}")
+    return ("mask: " + "; ".join(problems)) if problems else None

@@ -21,12 +21,15 @@ sometimes `%ignore`) that Lark builds (the ones it refuses are counted, not test
   ends), and `advance` refuses ids the mask forbids.
 
 Every check is a *case* (a dict: kind, grammar text, start rule, the text or token ids, what Lark
-expects), checked by `check_case`; the first failing case of each kind (its message without
-numbers and details) is shrunk (the text, then the grammar's
-rules, alternatives and items) and appended to tests/regressions/grammar.jsonl, and the run
-stops after --max-failures kinds, which
-tests/test_fuzz_regressions.py replays with the same function. Strings are at most 30
-characters: Earley on ambiguous grammars is cubic, and Lark is pure Python.
+expects), checked by `check_case`. The first failing case of each kind (its message without
+numbers and details) is shrunk (the text, then the grammar's rules, alternatives and items) and
+appended to tests/regressions/grammar.jsonl, which tests/test_fuzz_regressions.py replays with
+the same function; later failures of a kind are only counted, and the run stops after
+--max-failures kinds. `UnsupportedPattern` and `ConstraintTooLarge` are skips, as is a grammar
+that runs past --grammar-seconds (the first grammar of each is printed at the end: on small
+grammars they are worth a look); a crash leaves the case in flight in --inflight. Strings are
+at most 30 characters: Earley on ambiguous grammars is cubic, and Lark is pure Python. A
+derivation Lark rejects would be a generator bug ("derivations Lark rejects" counts them).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from typing import Iterator
 import numpy as np
 
 from . import _grammargen as gen
-from ._harness import CaseTimeout, Stats, save_case, time_limit, tokenizer_path
+from ._harness import CaseTimeout, Stats, check_mask, check_walk, save_case, time_limit, tokenizer_path
 
 __all__ = ["check_case", "match_case", "walk_case", "mask_case", "compile_case", "lark_accepts", "lark_parser",
            "add_arguments", "run"]
@@ -55,8 +58,8 @@ __all__ = ["check_case", "match_case", "walk_case", "mask_case", "compile_case",
 TARGET = "grammar"
 MAX_TEXT = gen.MAX_TEXT
 SUMMARY_KEYS = ("grammars", "lark rejects", "built", "compiled", "engine dfa", "engine cfg", "skipped", "strings",
-                "members", "non-members", "token walks", "mask states", "cases", "failures",
-                "failures of a kind already shown")
+                "members", "non-members", "derivations Lark rejects", "token walks", "mask states", "cases",
+                "failures", "failures of a kind already shown")
 
 
 def _tether():
@@ -213,9 +216,9 @@ def check_case(case: dict) -> str | None:
         return None
     c = constraint(grammar, start, case["vocab"])
     if kind == "walk":
-        return _check_walk(c, case)
+        return check_walk(c, case, "Lark")
     if kind == "mask":
-        return _check_mask(c, case)
+        return check_mask(c, case)
     raise ValueError(f"unknown case kind {kind!r}")
 
 
@@ -233,50 +236,6 @@ def _check_compile(case: dict, grammar: str, start: str) -> str | None:
     if case.get("engine") and engine != case["engine"]:
         return f"compile: engine {engine!r} for a grammar without recursion (expected {case['engine']!r})"
     return None
-
-
-def _check_walk(c, case: dict) -> str | None:
-    state, ids = c.initial(), case["ids"]
-    for i, token in enumerate(ids):
-        if not c.allows(state, token):
-            if case["expected"]:
-                return f"walk rejected: token {i} ({token} {c.vocab[token]!r}) refused, yet Lark accepts {case['text']!r}"
-            return None
-        state = c.advance(state, token)
-    accepting = bool(c.is_accepting(state))
-    if accepting != case["expected"]:
-        verdict = "accepts" if accepting else "does not accept"
-        return (f"walk {'accepted' if accepting else 'rejected'}: tether {verdict} {ids}, "
-                f"Lark says {case['expected']} on {case['text']!r}")
-    return None
-
-
-def _check_mask(c, case: dict) -> str | None:
-    from tether.errors import TokenRejected
-
-    vocab = c.vocab
-    state = c.advance_many(c.initial(), case["ids"])
-    mask = np.asarray(c.mask(state))
-    if mask.shape != (vocab.size,):
-        return f"mask: shape {mask.shape}, vocabulary size {vocab.size}"
-    problems = []
-    differ = [t for t in case["tokens"] if bool(mask[t]) != bool(c.allows(state, t))]
-    if differ:
-        problems.append(f"mask != allows on {len(differ)} ids " + ", ".join(
-            f"{t} {vocab[t]!r} mask={bool(mask[t])}" for t in differ[:5]))
-    accepting = bool(c.is_accepting(state))
-    if any(bool(mask[e]) != accepting for e in vocab.eos_ids):
-        problems.append(f"EOS iff accepting broken: mask allows EOS {[bool(mask[e]) for e in vocab.eos_ids]}, "
-                        f"is_accepting {accepting}")
-    if not mask.any():
-        problems.append(f"dead end: no token allowed after {vocab.decode(case['ids'])!r}")
-    for t in [t for t in case["tokens"] if not mask[t]][:3]:
-        try:
-            c.advance(state, t)
-        except TokenRejected:
-            continue
-        problems.append(f"advance took a masked-out token {t} {vocab[t]!r}")
-    return ("mask: " + "; ".join(problems)) if problems else None
 
 
 # ---------------------------------------------------------------- running cases
@@ -434,8 +393,11 @@ class Fuzzer:
             stats["refused (a rule derives nothing)"] += 1
             engine = None
         members, others = [], []
-        for text in self.strings(tree):
+        texts, derived = self.strings(tree)
+        for text in texts:
             case = match_case(grammar, start, text)
+            if text in derived and not case["expected"]:
+                stats["derivations Lark rejects"] += 1
             self.check(case, tree)
             (members if case["expected"] else others).append(text)
         stats["strings"] += len(members) + len(others)
@@ -446,13 +408,15 @@ class Fuzzer:
         if engine is not None and not tree.recursive():  # last: it would end the grammar's other checks
             self.check(compile_case(grammar, start, tree.productive(), "dfa"), tree)
 
-    def strings(self, tree: gen.Grammar) -> list[str]:
+    def strings(self, tree: gen.Grammar) -> tuple[list[str], set[str]]:
+        """Strings to check (at most MAX_TEXT characters), and which of them are derivations."""
         rng = self.rng
         derivations = [d for d in (tree.derive(rng) for _ in range(6)) if d is not None]
+        derived = {"".join(d) for d in derivations}
         texts = ["".join(d) for d in derivations]
         texts += [gen.mutate(d, rng, tree) for d in derivations for _ in range(2)]
         texts += [gen.random_text(rng, tree) for _ in range(3)] + [""]
-        return [t for t in dict.fromkeys(texts) if len(t) <= MAX_TEXT]
+        return [t for t in dict.fromkeys(texts) if len(t) <= MAX_TEXT], derived
 
     def walks(self, grammar: str, start: str, tree: gen.Grammar, members: list[str], others: list[str]) -> None:
         vocab, name = vocabulary(self.vocab_name), self.vocab_name
@@ -467,7 +431,11 @@ class Fuzzer:
             self.random_walk(grammar, start, tree, self.rng.randint(1, 8))
 
     def random_walk(self, grammar: str, start: str, tree: gen.Grammar, length: int) -> None:
-        c, name, rng = constraint(grammar, start, self.vocab_name), self.vocab_name, self.rng
+        try:
+            c = constraint(grammar, start, self.vocab_name)
+        except _skips() as e:
+            raise _Skip(type(e).__name__) from e
+        name, rng = self.vocab_name, self.rng
         vocab = c.vocab
         draw = np.random.default_rng(rng.getrandbits(63))
         eos = np.asarray(vocab.eos_ids)

@@ -43,7 +43,7 @@ import tether
 from tether.errors import ConstraintTooLarge, EmptyLanguage, InvalidPattern, TokenRejected, UnsupportedPattern
 
 from . import _regexgen as gen
-from ._harness import CaseTimeout, Stats, save_case, time_limit, tokenizer_path
+from ._harness import CaseTimeout, Stats, check_mask, check_walk, save_case, time_limit, tokenizer_path
 
 __all__ = ["check_case", "match_case", "walk_case", "mask_case", "compile_case", "add_arguments", "run"]
 
@@ -168,9 +168,9 @@ def check_case(case: dict, limits: tether.Limits | None = None) -> str | None:
         return None
     c = constraint(pattern, flags, case["vocab"], limits)
     if kind == "walk":
-        return _check_walk(c, case)
+        return check_walk(c, case, "re")
     if kind == "mask":
-        return _check_mask(c, case)
+        return check_mask(c, case)
     raise ValueError(f"unknown case kind {kind!r}")
 
 
@@ -194,46 +194,6 @@ def _check_compile(case: dict, pattern: str, flags: int, limits) -> str | None:
     if case["expected"] == "invalid":
         return f"compile: tether compiles a pattern re rejects at position {case.get('position')}"
     return None
-
-
-def _check_walk(c, case: dict) -> str | None:
-    state, ids = c.initial(), case["ids"]
-    for i, token in enumerate(ids):
-        if not c.allows(state, token):
-            if case["expected"]:
-                return f"walk rejected: token {i} ({token}) refused, yet re full-matches {case['text']!r}"
-            return None
-        state = c.advance(state, token)
-    accepting = bool(c.is_accepting(state))
-    if accepting != case["expected"]:
-        verdict = "accepts" if accepting else "does not accept"
-        return f"walk {'accepted' if accepting else 'rejected'}: tether {verdict} {ids}, re says {case['expected']} on {case['text']!r}"
-    return None
-
-
-def _check_mask(c, case: dict) -> str | None:
-    vocab = c.vocab
-    state = c.advance_many(c.initial(), case["ids"])
-    mask = np.asarray(c.mask(state))
-    if mask.shape != (vocab.size,):
-        return f"mask: shape {mask.shape}, vocabulary size {vocab.size}"
-    problems = []
-    differ = [t for t in case["tokens"] if bool(mask[t]) != bool(c.allows(state, t))]
-    if differ:
-        problems.append(f"mask != allows on {len(differ)} ids " + ", ".join(
-            f"{t} {vocab[t]!r} mask={bool(mask[t])}" for t in differ[:5]))
-    accepting = bool(c.is_accepting(state))
-    if any(bool(mask[e]) != accepting for e in vocab.eos_ids):
-        problems.append(f"EOS iff accepting broken: mask allows EOS {[bool(mask[e]) for e in vocab.eos_ids]}, is_accepting {accepting}")
-    if not mask.any():
-        problems.append("dead end: no token allowed")
-    for t in [t for t in case["tokens"] if not mask[t]][:3]:
-        try:
-            c.advance(state, t)
-        except TokenRejected:
-            continue
-        problems.append(f"advance took a masked-out token {t} {vocab[t]!r}")
-    return ("mask: " + "; ".join(problems)) if problems else None
 
 
 # ---------------------------------------------------------------- running cases

@@ -151,7 +151,7 @@ def _push_forks(i, s, p, acc_start, acc_terms, scan_next, lex_start, jobs, ctl, 
     this node is lost, since queued jobs are remembered in `seen` and the node is redone."""
     for a in range(acc_start[s], acc_start[s + 1]):
         term = acc_terms[a]
-        if p >= scan_next.shape[0]:
+        if p >= scan_next.shape[0] or term >= scan_next.shape[1]:
             return _NEED_RERUN
         p2 = scan_next[p, term]
         if p2 == -1:  # not expected here (cannot happen: the lexer of p reads only what p expects)
@@ -273,7 +273,7 @@ class _LexerMask:
     words: np.ndarray  # uint32
     b_nodes: np.ndarray  # int64
     b_lex: np.ndarray  # int64
-    terms: tuple[int, ...]  # the terminals that may end at those nodes
+    terms: tuple[int, ...]  # the accept sets (see CFGAutomaton.scan) of the lexemes ending there
     trie: TokenTrie  # the trie walked (the vocabulary's, or what a slice leaves of it), b_nodes index it
 
 
@@ -348,7 +348,7 @@ class CFGConstraint(AutomatonConstraint):
                 break
             a.expand_lexer(int(stack[trie.depth[i] - 1]), deadline)
         b_lex = b_lex[:nb].copy()
-        terms = sorted({t for s in np.unique(b_lex).tolist() for t in a.lex_accepts[s]})
+        terms = sorted({a.lex_accepted[s] for s in np.unique(b_lex).tolist()})
         got = _LexerMask(words, b_nodes[:nb].copy(), b_lex, tuple(terms), trie)
         self._keep(self._lexer_masks, lex, got)
         return got
@@ -406,7 +406,7 @@ class CFGConstraint(AutomatonConstraint):
                 continue
             a.expand_lexer(int(row), deadline)
         b_lex = b2_lex[:nb].copy()
-        terms = sorted({t for s in np.unique(b_lex).tolist() for t in a.lex_accepts[s]})
+        terms = sorted({a.lex_accepted[s] for s in np.unique(b_lex).tolist()})
         got = _LexerMask(words, b2_nodes[:nb].copy(), b_lex, tuple(terms), trie)
         self._keep(self._follow_masks, key, got)
         return got

@@ -69,9 +69,12 @@ class CFGAutomaton:
         self._waiting: list[dict[int, tuple]] = []  # node -> {rule: ((next state, origin), ...)}
         self.node_accepting: list[bool] = []
         self.expected: list[tuple[int, ...]] = []  # node -> terminals it can scan
-        # Kernel-facing arrays: scan_next[p, t] (UNEXPANDED until asked, DEAD if t is not
-        # expected at p) and lex_start[p], the fresh lexer state of node p.
-        self.scan_next = np.full((64, max(1, self.n_terminals)), DEAD, dtype=np.int32)
+        # Kernel-facing arrays: scan_next[p, a], the node after a lexeme ending as accept set a
+        # (UNEXPANDED until asked; only sets of terminals p expects are asked for), and
+        # lex_start[p], the fresh lexer state of node p.
+        self.scan_next = np.full((64, 8), UNEXPANDED, dtype=np.int32)
+        self._accept_ids: dict[tuple[int, ...], int] = {}
+        self.accepted_terms: list[tuple[int, ...]] = []  # accept set id -> the terminals
         self.lex_start = np.full(64, UNEXPANDED, dtype=np.int32)
         # -- lexer states
         self._lex_ids: dict[tuple, int] = {}
@@ -80,6 +83,7 @@ class CFGAutomaton:
         self._lex_pairs: list[tuple[tuple[int, int], ...]] = []
         self.lex_boundary: list[bool] = []  # a new lexeme may start here (nothing is half read)
         self.lex_accepts: list[tuple[int, ...]] = []
+        self.lex_accepted: list[int] = []  # the accept set id of each lexer state (-1: none)
         self._restarts: list[tuple[tuple[int, int, bool], ...]] = []  # by restart id: empty lexemes
         self.lex_table = np.full((64, n_classes), UNEXPANDED, dtype=np.int32)
         self.lex_acc_start = np.zeros(65, dtype=np.int64)  # CSR of accepted terminals, for kernels
@@ -153,20 +157,22 @@ class CFGAutomaton:
         self.node_accepting.append(accepting)
         self.expected.append(tuple(sorted(scans)))
         if n >= self.scan_next.shape[0]:
-            self.scan_next = _grown(self.scan_next, DEAD)
+            self.scan_next = _grown(self.scan_next, UNEXPANDED)
             self.lex_start = _grown(self.lex_start, UNEXPANDED)
-        for term in scans:
-            self.scan_next[n, term] = UNEXPANDED
         return n
 
-    def scan(self, node: int, term: int, deadline: Deadline | None = None) -> int:
-        """The node after a lexeme of terminal `term` at `node`."""
-        nxt = int(self.scan_next[node, term])
+    def scan(self, node: int, accepted: int, deadline: Deadline | None = None) -> int:
+        """The node after a lexeme that ends as every terminal of accept set `accepted` at once
+        (see `accepted_terms`): one Earley column, the union of their scans."""
+        nxt = int(self.scan_next[node, accepted])
         if nxt != UNEXPANDED:
             return nxt
         with self._lock:
-            nxt = self._node(self._scans[node][term], deadline)
-            self.scan_next[node, term] = nxt
+            scans = self._scans[node]
+            terms = self.accepted_terms[accepted]
+            kernel = scans[terms[0]] if len(terms) == 1 else frozenset().union(*(scans[t] for t in terms))
+            nxt = self._node(kernel, deadline)
+            self.scan_next[node, accepted] = nxt
         return nxt
 
     def start_lexer(self, node: int) -> int:
@@ -209,17 +215,30 @@ class CFGAutomaton:
         accepts = tuple(term for term, q, empty in pairs
                         if term < n_real and not empty and self.lexer_dfas[term].accepting(q))
         self.lex_accepts.append(accepts)
+        # Kernels see one entry per accepting state: its accept set, scanned as one lexeme.
+        accepted = ()
+        if accepts:
+            a = self._accept_ids.get(accepts)
+            if a is None:
+                a = self._accept_ids[accepts] = len(self.accepted_terms)
+                self.accepted_terms.append(accepts)
+                if a >= self.scan_next.shape[1]:
+                    wider = np.full((self.scan_next.shape[0], 2 * self.scan_next.shape[1]), UNEXPANDED, dtype=np.int32)
+                    wider[:, : self.scan_next.shape[1]] = self.scan_next
+                    self.scan_next = wider
+            accepted = (a,)
+        self.lex_accepted.append(accepted[0] if accepted else -1)
         if s >= self.lex_table.shape[0]:
             self.lex_table = _grown(self.lex_table, UNEXPANDED)
             grown = np.zeros(2 * self.lex_acc_start.shape[0] - 1, dtype=np.int64)
             grown[: self.lex_acc_start.shape[0]] = self.lex_acc_start
             self.lex_acc_start = grown
-        self._lex_acc_flat.extend(accepts)
+        self._lex_acc_flat.extend(accepted)
         if len(self._lex_acc_flat) > self.lex_acc_terms.shape[0]:
             self.lex_acc_terms = np.zeros(2 * len(self._lex_acc_flat), dtype=np.int32)
             self.lex_acc_terms[: len(self._lex_acc_flat)] = self._lex_acc_flat
         else:
-            self.lex_acc_terms[len(self._lex_acc_flat) - len(accepts): len(self._lex_acc_flat)] = accepts
+            self.lex_acc_terms[len(self._lex_acc_flat) - len(accepted): len(self._lex_acc_flat)] = accepted
         self.lex_acc_start[s + 1] = len(self._lex_acc_flat)
         self.lex_acc_start[s + 2:] = len(self._lex_acc_flat)
         self._account(_NODE_BYTES + 16 * len(pairs))
@@ -286,14 +305,15 @@ class CFGAutomaton:
         whose kernel is the union of their scans (an Earley column: without the union, a text
         where each character may be one of two terminals would double its nodes at every step)."""
         out = set(pairs)
-        ended = [(node, term) for node, lex in pairs for term in self.lex_accepts[lex]]
-        if len(ended) == 1:
-            nxt = self.scan(*ended[0])
-        elif ended:
-            with self._lock:
-                nxt = self._node(frozenset().union(*(self._scans[node][term] for node, term in ended)))
-        else:
+        enders = [(node, lex) for node, lex in pairs if self.lex_accepts[lex]]
+        if not enders:
             return frozenset(out)
+        if len(enders) == 1:
+            nxt = self.scan(enders[0][0], self.lex_accepted[enders[0][1]])
+        else:
+            with self._lock:
+                nxt = self._node(frozenset().union(*(self._scans[node][term] for node, lex in enders
+                                                     for term in self.lex_accepts[lex])))
         out.add((nxt, self.start_lexer(nxt)))
         return frozenset(out)
 
