@@ -40,7 +40,7 @@ from typing import Iterator
 import numpy as np
 
 import tether
-from tether.errors import ConstraintTooLarge, EmptyLanguage, InvalidPattern, TokenRejected, UnsupportedPattern
+from tether.errors import ConstraintTooLarge, EmptyLanguage, InvalidPattern, UnsupportedPattern
 
 from . import _regexgen as gen
 from ._harness import CaseTimeout, Stats, check_mask, check_walk, save_case, time_limit, tokenizer_path

@@ -26,7 +26,7 @@ import numpy as np
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
 from ..vocab import TokenTrie, Vocabulary
 from .bitmask import unpack_bitmask
-from .dfa import DEAD, UNEXPANDED
+from .dfa import DEAD
 from .earley import CFGAutomaton
 from .index import _trie_mask_kernel, _walk_kernel
 from .slices import slices

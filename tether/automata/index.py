@@ -22,7 +22,7 @@ from ..errors import EmptyLanguage, InvalidState
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
 from ..vocab import Vocabulary
 from .bitmask import bitmask_words
-from .dfa import DEAD, LazyDFA
+from .dfa import LazyDFA
 from .slices import slices
 from .stepping import AutomatonConstraint
 
