@@ -281,11 +281,12 @@ class CFGConstraint(AutomatonConstraint):
     """A context-free constraint over one vocabulary (see the module docstring for how masks work,
     `AutomatonConstraint` for states and caches): its states are configurations."""
 
-    _PICKLED = AutomatonConstraint._PICKLED + ("automaton",)
+    @property
+    def automaton(self) -> CFGAutomaton:
+        return self._machine
 
     def __init__(self, automaton: CFGAutomaton, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *,
                  source: str = "", parse: Callable[[str], Any] | None = None):
-        self.automaton = automaton
         super().__init__(automaton, vocab, limits, source=source, parse=parse)
 
     def _setup(self) -> None:
@@ -300,18 +301,6 @@ class CFGConstraint(AutomatonConstraint):
         a = self.automaton
         return (f"CFGConstraint({self.source[:60]!r}, parser nodes={a.n_nodes}, lexer states={a.n_lexer_states}, "
                 f"vocab={self.vocab.size})")
-
-    def n_states(self) -> int:
-        return self.automaton.n_states
-
-    def initial(self) -> int:
-        return self._state(self.automaton.initial)
-
-    def is_accepting(self, state: int) -> bool:
-        return self.automaton.accepting(self._id(state))
-
-    def is_finished(self, state: int) -> bool:
-        return self.automaton.is_finished(self._id(state))
 
     def _walk(self, config: int, data: bytes) -> int:
         a = self.automaton

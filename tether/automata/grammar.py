@@ -12,8 +12,6 @@ the context-free engine (`tether.automata.earley`, `tether.automata.cfg`).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any, Callable
 
 from ..errors import EmptyLanguage
@@ -26,10 +24,10 @@ from .dfa import LazyDFA
 from .earley import CFGAutomaton
 from .index import DFAConstraint
 from .rules import lower
+from .stepping import PerVocabulary
 
 __all__ = ["Grammar", "lark", "gbnf"]
 
-_COMPILED_PER_GRAMMAR = 8
 
 
 class Grammar:
@@ -58,21 +56,10 @@ class Grammar:
             self.engine = "cfg"
             self._dfa = None
             self._automaton = CFGAutomaton(tables, self.limits)
-        self._compiled: OrderedDict[str, Constraint] = OrderedDict()
-        self._lock = threading.Lock()
+        self._compiled = PerVocabulary()
 
     def __repr__(self) -> str:
         return f"tether.Grammar({self.ir.name}, start={self.ir.start!r}, engine={self.engine!r})"
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        del state["_lock"]
-        state["_compiled"] = OrderedDict()
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def matches(self, text: str | bytes) -> bool:
         """Whether `text` is in the language (the reference the constraint is tested against).
@@ -86,22 +73,13 @@ class Grammar:
 
     def compile(self, vocab: Vocabulary) -> Constraint:
         """Bind to a vocabulary; cached per vocabulary, so compiling again is free."""
-        if not isinstance(vocab, Vocabulary):
-            raise TypeError(f"compile() needs a tether.Vocabulary, got {type(vocab).__name__}")
-        with self._lock:
-            compiled = self._compiled.get(vocab.fingerprint)
-            if compiled is None:
-                source = self.ir.source[:200]
-                if self._dfa is not None:
-                    compiled = DFAConstraint(self._dfa, vocab, self.limits, source=source, parse=self.parse)
-                else:
-                    compiled = CFGConstraint(self._automaton, vocab, self.limits, source=source, parse=self.parse)
-                self._compiled[vocab.fingerprint] = compiled
-                while len(self._compiled) > _COMPILED_PER_GRAMMAR:
-                    self._compiled.popitem(last=False)
-            else:
-                self._compiled.move_to_end(vocab.fingerprint)
-            return compiled
+        return self._compiled.get(vocab, lambda: self._bind(vocab))
+
+    def _bind(self, vocab: Vocabulary) -> Constraint:
+        source = self.ir.source[:200]
+        if self._dfa is not None:
+            return DFAConstraint(self._dfa, vocab, self.limits, source=source, parse=self.parse)
+        return CFGConstraint(self._automaton, vocab, self.limits, source=source, parse=self.parse)
 
 
 def lark(text: str, start: str = "start", *, import_paths: list[str] | None = None, source_path: str | None = None,

@@ -133,13 +133,14 @@ class DFAConstraint(AutomatonConstraint):
     every state's lookup of it by state.
     """
 
-    _PICKLED = AutomatonConstraint._PICKLED + ("dfa",)
+    @property
+    def dfa(self) -> LazyDFA:
+        return self._machine
 
     def __init__(self, dfa: LazyDFA, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *, source: str = "",
                  parse: Callable[[str], Any] | None = None):
         if dfa.is_empty:
             raise EmptyLanguage("the automaton accepts no string, so nothing could be generated", source=source)
-        self.dfa = dfa
         super().__init__(dfa, vocab, limits, source=source, parse=parse)
 
     def _setup(self) -> None:
@@ -151,18 +152,6 @@ class DFAConstraint(AutomatonConstraint):
 
     def __repr__(self) -> str:
         return f"DFAConstraint({self.source!r}, states built={self.dfa.n_states}, vocab={self.vocab.size})"
-
-    def n_states(self) -> int:
-        return self.dfa.n_states
-
-    def initial(self) -> int:
-        return self._state(self.dfa.initial)
-
-    def is_accepting(self, state: int) -> bool:
-        return self.dfa.accepting(self._id(state))
-
-    def is_finished(self, state: int) -> bool:
-        return self.dfa.is_finished(self._id(state))
 
     def _walk(self, s: int, data: bytes) -> int:
         return walk(self.dfa, s, data)

@@ -7,8 +7,6 @@
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from typing import Any, Callable
 
 from ..errors import EmptyLanguage
@@ -16,10 +14,10 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..vocab import Vocabulary
 from .dfa import LazyDFA
 from .index import DFAConstraint
+from .stepping import PerVocabulary
 
 __all__ = ["Regex", "regex"]
 
-_COMPILED_PER_REGEX = 8  # vocabularies whose compiled constraint a Regex keeps
 
 
 class Regex:
@@ -40,21 +38,10 @@ class Regex:
         self.dfa = LazyDFA.from_regex(pattern, flags, self.limits)
         if self.dfa.is_empty:
             raise EmptyLanguage("the pattern matches no string, so nothing could be generated", source=pattern)
-        self._compiled: OrderedDict[str, DFAConstraint] = OrderedDict()
-        self._lock = threading.Lock()
+        self._compiled = PerVocabulary()
 
     def __repr__(self) -> str:
         return f"tether.regex({self.pattern!r})"
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        del state["_lock"]
-        state["_compiled"] = OrderedDict()
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def matches(self, text: str | bytes) -> bool:
         """Whether `text` is in the language (the reference the constraint is tested against)."""
@@ -63,18 +50,8 @@ class Regex:
     def compile(self, vocab: Vocabulary) -> DFAConstraint:
         """Bind to a vocabulary. Masks are computed on demand and cached per state; compiling
         again for the same vocabulary returns the same constraint, caches and all."""
-        if not isinstance(vocab, Vocabulary):
-            raise TypeError(f"compile() needs a tether.Vocabulary, got {type(vocab).__name__}")
-        with self._lock:
-            compiled = self._compiled.get(vocab.fingerprint)
-            if compiled is None:
-                compiled = DFAConstraint(self.dfa, vocab, self.limits, source=self.pattern, parse=self.parse)
-                self._compiled[vocab.fingerprint] = compiled
-                while len(self._compiled) > _COMPILED_PER_REGEX:
-                    self._compiled.popitem(last=False)
-            else:
-                self._compiled.move_to_end(vocab.fingerprint)
-            return compiled
+        return self._compiled.get(vocab, lambda: DFAConstraint(self.dfa, vocab, self.limits, source=self.pattern,
+                                                              parse=self.parse))
 
 
 def regex(pattern: str, *, flags: int | re.RegexFlag = 0, limits: Limits | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 import threading
+from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..vocab import Vocabulary
 from .bitmask import bitmask_words
 from .constraint import Constraint
 
-__all__ = ["AutomatonConstraint", "as_token_id", "copy_into"]
+__all__ = ["AutomatonConstraint", "PerVocabulary", "as_token_id", "copy_into"]
 
 DEAD = -1
 _STEP_BYTES = 128  # a (state, token) -> state dict entry, keys and value included
@@ -42,17 +43,18 @@ class AutomatonConstraint(Constraint):
     """A constraint whose states are the int states of an automaton, bound to one vocabulary.
 
     A state carries a tag of its automaton in the bits above 32, so a state from another
-    constraint is an `InvalidState`, not a silent wrong answer. Subclasses set `n_states` (a
-    callable giving how many states exist) and implement `_walk(s, data)` (the automaton state
-    after `data`, or DEAD) and `_words_for(state)` (the packed int32 mask, stored in `_cache`).
+    constraint is an `InvalidState`, not a silent wrong answer. Subclasses implement `_walk(s,
+    data)` (the automaton state after `data`, or DEAD) and `_words_for(state)` (the packed int32
+    mask, stored in `_cache`).
     Thread-safe: caches are dicts whose single reads and writes are atomic. Picklable: the
     caches are left behind and refill on use.
     """
 
-    _PICKLED = ("vocab", "limits", "source", "_parse", "_tag")
+    _PICKLED = ("_machine", "vocab", "limits", "source", "_parse", "_tag")
 
     def __init__(self, automaton: Any, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS, *, source: str = "",
                  parse: Callable[[str], Any] | None = None):
+        self._machine = automaton
         self.vocab = vocab
         self.limits = limits
         self.source = source
@@ -83,8 +85,19 @@ class AutomatonConstraint(Constraint):
     def parse(self, text: str) -> Any:
         return self._parse(text) if self._parse is not None else text
 
+    # The automaton: `initial`, `n_states`, `accepting(s)` and `is_finished(s)` over its int states.
+
     def n_states(self) -> int:
-        raise NotImplementedError
+        return self._machine.n_states
+
+    def initial(self) -> int:
+        return self._state(self._machine.initial)
+
+    def is_accepting(self, state: int) -> bool:
+        return self._machine.accepting(self._id(state))
+
+    def is_finished(self, state: int) -> bool:
+        return self._machine.is_finished(self._id(state))
 
     def _walk(self, s: int, data: bytes) -> int:
         raise NotImplementedError
@@ -168,3 +181,36 @@ def copy_into(row: Any, words: np.ndarray) -> None:
         row.copy_(torch.from_numpy(words))
         return
     raise ValueError(f"bitmask row must be int32[{words.shape[0]}] (numpy or torch), got {dtype}{list(shape)}")
+
+
+class PerVocabulary:
+    """The compiled constraints of one specification, by vocabulary fingerprint (the `keep` most
+    recently used): compiling again for the same vocabulary returns the same constraint, caches
+    and all. Thread-safe; pickles empty.
+
+        >>> self._compiled = PerVocabulary(); c = self._compiled.get(vocab, lambda: make(vocab))
+    """
+
+    def __init__(self, keep: int = 8):
+        self.keep = keep
+        self._by: OrderedDict[str, Constraint] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {"keep": self.keep}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["keep"])
+
+    def get(self, vocab: Vocabulary, make: Callable[[], Constraint]) -> Constraint:
+        if not isinstance(vocab, Vocabulary):
+            raise TypeError(f"compile() needs a tether.Vocabulary, got {type(vocab).__name__}")
+        with self._lock:
+            compiled = self._by.get(vocab.fingerprint)
+            if compiled is None:
+                compiled = self._by[vocab.fingerprint] = make()
+                while len(self._by) > self.keep:
+                    self._by.popitem(last=False)
+            else:
+                self._by.move_to_end(vocab.fingerprint)
+            return compiled
