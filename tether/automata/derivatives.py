@@ -19,6 +19,15 @@ at a time (`CHARS` by its lead byte gives a `TAIL` of continuation bytes), so
 the automaton is over bytes and never accepts ill-formed UTF-8 (no surrogates,
 no overlong forms).
 
+Intersection and complement are terms too (Brzozowski's derivatives are closed under
+them: d(A∩B) = dA∩dB, d(¬A) = ¬dA). `K_NOT` is the complement over all byte strings,
+so a tree's `Complement(A)` becomes `U ∩ ¬A` with U the term of `(?s:.*)`: U's
+derivatives only go on with valid UTF-8, and so does the intersection. Intersections
+are flattened, sorted and deduplicated like alternatives; a term with either operator
+may be empty without being ∅, so the DFA decides which of its states are live by a
+search (as it does for assertions). Anchors inside them are refused: their
+context-dependent nullability does not commute with complement.
+
 Zero-width assertions (`^ $ \\A \\Z`) are exact: nullability is evaluated in a
 context (what precedes the position: the start, a newline or another byte;
 what follows: the end, a newline or another byte), and `$`'s "before a final
@@ -32,13 +41,15 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from ..grammar.regex import Alternation, Assert, Chars, Concat, Repeat, RegexNode
+from ..errors import UnsupportedPattern
+from ..grammar.regex import Alternation, Assert, Chars, Complement, Concat, Intersect, Repeat, RegexNode, render
+from ..grammar.regex import complement as _invert  # of interval sets
 from ..limits import Deadline
 
-__all__ = ["Terms", "EMPTY", "EPS", "START", "NEWLINE", "OTHER"]
+__all__ = ["Terms", "EMPTY", "EPS", "START", "NEWLINE", "OTHER", "NEEDS_SEARCH"]
 
 # Term kinds.
-K_EMPTY, K_EPS, K_CHARS, K_TAIL, K_CAT, K_ALT, K_REP, K_ASSERT, K_LIT = range(9)
+K_EMPTY, K_EPS, K_CHARS, K_TAIL, K_CAT, K_ALT, K_REP, K_ASSERT, K_LIT, K_INTER, K_NOT = range(11)
 EMPTY, EPS = 0, 1
 
 # What precedes a position (`prev`) and what follows it (`next`). A context is prev * 3 + next.
@@ -64,7 +75,11 @@ _ASSERT_NULLABLE = {
 _LOOKBEHIND = {"start", "line_start"}
 _END_CONTEXTS = _contexts(lambda p, n: n == END)
 
-HAS_ASSERT, HAS_LOOKBEHIND = 1, 2
+HAS_ASSERT, HAS_LOOKBEHIND, HAS_BOOL = 1, 2, 4  # HAS_BOOL: an intersection or a complement inside
+# Terms that may have an empty language without being ∅: the DFA searches for their liveness,
+# and the structural shortcuts (`clamp`, `covers`) leave them alone.
+NEEDS_SEARCH = HAS_ASSERT | HAS_BOOL
+_ALL_BYTES = (1 << 256) - 1
 _NEWLINE_CUTS = (1 << 10) | (1 << 11)  # a newline is its own byte class where assertions look at it
 BASE_CUTS = 1 | (1 << 256)
 _WIDE = 1 << 30  # "longer than anything a token spells"
@@ -134,6 +149,7 @@ class Terms:
         self._leads: dict[int, dict[int, int]] = {}
         self._clamped: dict[tuple[int, int], int] = {}
         self._covers: dict[tuple, bool] = {}
+        self._universe = -1  # the term of (?s:.*), made by the first complement
         self._new((K_EMPTY, None, None, None), 0, 0, 0, 0, 0, _WIDE)
         self._new((K_EPS, None, None, None), ALL_CONTEXTS, ALL_CONTEXTS, 0, 0, 0, 0)
         self._end = self.assertion("end")
@@ -291,6 +307,80 @@ class Terms:
             t = self._new(key, nc, nt, self.first[x], self.cuts[x], self.flags[x], lo * self.min_bytes[x])
         return t
 
+    def inter(self, parts) -> int:
+        """The intersection of `parts`, canonical: nested ones flattened, sorted, deduplicated.
+
+        Parts are assertion-free (`from_tree` refuses anchors here), so their nullability is
+        the same in every context: 0 or ALL_CONTEXTS. No parts is every byte string (¬∅).
+        """
+        flat: set[int] = set()
+        kind, a = self.kind, self.a
+        for p in parts:
+            if kind[p] == K_INTER:
+                flat.update(a[p])
+            elif p == EMPTY:
+                return EMPTY
+            elif not (kind[p] == K_NOT and a[p] == EMPTY):  # all byte strings: the identity
+                flat.add(p)
+        if not flat:
+            return self.not_(EMPTY)
+        if len(flat) == 1:
+            return next(iter(flat))
+        if any(kind[p] == K_NOT and a[p] in flat for p in flat):  # x ∩ ¬x
+            return EMPTY
+        nullable = all(self.null_true[p] for p in flat)
+        first = _ALL_BYTES
+        for p in flat:
+            first &= self.first[p]
+        if not first:  # no byte starts a member of every part (ε among them): at most ε is left
+            return EPS if nullable else EMPTY
+        opts = tuple(sorted(flat))
+        key = (K_INTER, opts, None, None)
+        t = self._intern.get(key)
+        if t is None:
+            nc = nt = ALL_CONTEXTS
+            cuts = flags = width = 0
+            for p in opts:
+                nc &= self.null_cond[p]
+                nt &= self.null_true[p]
+                cuts |= self.cuts[p]  # the common refinement of the parts' classes
+                flags |= self.flags[p]
+                width = max(width, self.min_bytes[p])  # a member is a member of each part
+            # Bytes outside `first` all derive to ∅: keep only the cuts that start a class inside it
+            # or just past it, so a run of them is one class (a tail state has a few, not dozens).
+            # `first` changes only at cuts of some part, so this is still the parts' partition merged.
+            cuts &= first | (first << 1)
+            t = self._new(key, nc, nt, first, cuts, flags | HAS_BOOL, width)
+        return t
+
+    def not_(self, x: int) -> int:
+        """Every byte string that x does not match (any bytes: `complement` keeps it to UTF-8)."""
+        if self.kind[x] == K_NOT:
+            return self.a[x]
+        key = (K_NOT, x, None, None)
+        t = self._intern.get(key)
+        if t is None:
+            # x is assertion-free, so "not nullable" is the same in every context.
+            nc, nt = ALL_CONTEXTS & ~self.null_true[x], ALL_CONTEXTS & ~self.null_cond[x]
+            t = self._new(key, nc, nt, _ALL_BYTES, self.cuts[x], self.flags[x] | HAS_BOOL, 1 if nt == 0 else 0)
+        return t
+
+    def universe(self) -> int:
+        """The term of `(?s:.*)`: every valid UTF-8 string."""
+        if self._universe < 0:
+            self._universe = self.rep(self.chars(_invert(())), 0, -1)
+        return self._universe
+
+    def complement(self, x: int) -> int:
+        """The valid UTF-8 strings x does not match: U ∩ ¬x, so that reading a lead byte can
+        only go on with continuation bytes (U's derivative) whatever ¬x allows."""
+        u = self.universe()
+        if self.kind[x] == K_INTER and len(self.a[x]) == 2 and u in self.a[x]:
+            other = self.a[x][0] if self.a[x][1] == u else self.a[x][1]
+            if self.kind[other] == K_NOT:  # ¬(U ∩ ¬y) within U is y: tree terms never leave U
+                return self.a[other]
+        return self.inter((u, self.not_(x)))
+
     # ------------------------------------------------------------------ from a regex tree
 
     def from_tree(self, tree: RegexNode, deadline: Deadline | None = None) -> int:
@@ -331,6 +421,15 @@ class Terms:
                     t = self.cat(self.lit("".join(reversed(run)).encode()), t)
             elif isinstance(node, Alternation):
                 t = self.alt(done[id(o)] for o in node.options)
+            elif isinstance(node, (Intersect, Complement)):
+                operands = [done[id(child)] for child in children]
+                if any(self.flags[o] & HAS_ASSERT for o in operands):
+                    raise UnsupportedPattern(render(node, limit=200), None,
+                                             "an anchor inside an intersection/complement")
+                if isinstance(node, Complement):
+                    t = self.complement(operands[0])
+                else:  # no parts: every string, which within UTF-8 is U
+                    t = self.inter(operands) if operands else self.universe()
             else:
                 t = self.rep(done[id(node.node)], node.min, -1 if node.max is None else node.max)
             done[key] = t
@@ -378,6 +477,14 @@ class Terms:
                 need = (a[u],)
                 if b[u] >= 1 and flags[a[u]] & HAS_ASSERT and self.nullable(a[u], prev, nxt):
                     need = (a[u], self._rep_less(u))
+            elif k == K_INTER:
+                need = a[u]
+                if any(not self.first[p] >> byte & 1 for p in need):  # a part dies on this byte
+                    memo[ku] = EMPTY
+                    stack.pop()
+                    continue
+            elif k == K_NOT:
+                need = (a[u],)
             else:
                 memo[ku] = self._leaf_derivative(u, byte)
                 stack.pop()
@@ -396,6 +503,10 @@ class Terms:
                     r = self.alt((r, self.cat(self._end, d[1])))
             elif k == K_ALT:
                 r = self.alt(d)
+            elif k == K_INTER:
+                r = self.inter(d)
+            elif k == K_NOT:
+                r = self.not_(d[0])
             else:
                 r = self.cat(d[0], self._rep_less(u))
                 if len(d) > 1:
@@ -467,9 +578,11 @@ class Terms:
         past the window are the same as unbounded ones: a body that needs at least one
         byte cannot run more than depth + 1 times inside it, and what follows a part
         longer than the window is never reached. Terms with assertions are returned as
-        they are, and so is a term too big to clamp cheaply.
+        they are, and so are terms with intersections or complements (a part of them may
+        be empty without being ∅, which the cuts above would not see), and a term too big
+        to clamp cheaply.
         """
-        if self.flags[t] & HAS_ASSERT:
+        if self.flags[t] & NEEDS_SEARCH:
             return t
         key = (t, depth)
         got = self._clamped.get(key)
@@ -514,7 +627,10 @@ class Terms:
     def covers(self, t: int, intervals: tuple, length: int) -> bool:
         """Whether every string of at most `length` characters of `intervals` leads from t to a
         live term. Sufficient, structural and cheap: t starts with a repetition, still good for
-        `length` more rounds, of a body that takes any one character of the class."""
+        `length` more rounds, of a body that takes any one character of the class. False for
+        terms with intersections or complements, where what follows may be empty but not ∅."""
+        if self.flags[t] & HAS_BOOL:
+            return False
         key = (t, intervals, length)
         got = self._covers.get(key)
         if got is not None:
@@ -541,8 +657,10 @@ class Terms:
             return (self.a[t], self.b[t])
         if k == K_ALT:
             return self.a[t]
-        if k == K_REP:
+        if k == K_REP or k == K_NOT:
             return (self.a[t],)
+        if k == K_INTER:
+            return self.a[t]
         return ()
 
     def classes(self, t: int) -> list[tuple[int, int]]:
@@ -579,11 +697,11 @@ def _single(node: RegexNode) -> int | None:
 
 
 def _children(node: RegexNode) -> tuple:
-    if isinstance(node, Concat):
+    if isinstance(node, (Concat, Intersect)):
         return node.parts
     if isinstance(node, Alternation):
         return node.options
-    if isinstance(node, Repeat):
+    if isinstance(node, (Repeat, Complement)):
         return (node.node,)
     raise TypeError(f"unknown regex node {type(node).__name__}")
 

@@ -14,7 +14,8 @@ The table is a numpy array that kernels read directly: `table[s, byte_class[b]]`
 is the next state, `DEAD` (-1) where nothing can follow, or `UNEXPANDED` (-2) where row s is
 not built yet (the kernel then hands back to `expand`). Every state in the table
 can still reach acceptance ("no dead ends"): for plain regexes a derivative is
-empty exactly when it is ∅; with assertions, a search decides it.
+empty exactly when it is ∅; with assertions, intersections or complements (whose terms may
+have an empty language without being ∅), a search decides it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from ..errors import ConstraintTooLarge
 from ..grammar.regex import RegexNode, parse_regex
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
-from .derivatives import BASE_CUTS, EMPTY, HAS_ASSERT, HAS_LOOKBEHIND, K_CHARS, K_LIT, NEWLINE, OTHER, START, Terms
+from .derivatives import BASE_CUTS, EMPTY, HAS_LOOKBEHIND, K_CHARS, K_LIT, NEEDS_SEARCH, NEWLINE, OTHER, START, Terms
 
 __all__ = ["LazyDFA", "DEAD", "UNEXPANDED"]
 
@@ -125,7 +126,7 @@ class LazyDFA:
     def covers(self, s: int, intervals: tuple, length: int) -> bool:
         """Whether every string of up to `length` characters of `intervals` is a live prefix from s."""
         term = self._state_term[s]
-        return not self.terms.flags[term] & HAS_ASSERT and self.terms.covers(term, intervals, length)
+        return not self.terms.flags[term] & NEEDS_SEARCH and self.terms.covers(term, intervals, length)
 
     def is_wide(self, s: int) -> bool:
         """Whether most bytes may start a string from s (a cheap pre-test for `covers`)."""
@@ -209,7 +210,7 @@ class LazyDFA:
                 return
             deadline = deadline or self.limits.deadline("building automaton states")
             row = self._raw_row(s, deadline)
-            if self.terms.flags[self._state_term[s]] & HAS_ASSERT:  # else every successor is live
+            if self.terms.flags[self._state_term[s]] & NEEDS_SEARCH:  # else every successor is live
                 row = row.copy()
                 for t in np.unique(row):
                     if t >= 0 and not self.is_live(int(t), deadline):
@@ -230,28 +231,36 @@ class LazyDFA:
         return got
 
     def is_live(self, s: int, deadline: Deadline | None = None) -> bool:
-        """Whether acceptance is reachable from s. Only states with assertions need a search:
-        any other state's term is ∅ exactly when its language is empty, and ∅ is never a state."""
+        """Whether acceptance is reachable from s. Only states with assertions, intersections or
+        complements need a search: any other state's term is ∅ exactly when its language is
+        empty, and ∅ is never a state."""
         term = self._state_term[s]
-        if not self.terms.flags[term] & HAS_ASSERT:
+        if not self.terms.flags[term] & NEEDS_SEARCH:
             return term != EMPTY  # only a pattern's own term can be ∅: derivatives never make ∅ a state
         known = self._live.get(s)
         if known is not None:
             return known
+        if self._accepting[s]:
+            return True
         with self._lock:
             deadline = deadline or self.limits.deadline("deciding which automaton states are live")
-            seen, stack = {s}, [s]
+            flags = self.terms.flags
+            parent, stack = {s: -1}, [s]  # parent: the state each was found from, to mark a path live
             while stack:
                 u = stack.pop()
-                if self._accepting[u] or self._live.get(u) or not self.terms.flags[self._state_term[u]] & HAS_ASSERT:
-                    self._live[s] = True
-                    return True
                 row = self.table[u] if self.table[u, 0] != UNEXPANDED else self._raw_row(u, deadline)
                 for t in np.unique(row).tolist():
-                    if t >= 0 and t not in seen and self._live.get(t) is not False:
-                        seen.add(t)
-                        stack.append(t)
-            for u in seen:  # none of them reaches acceptance
+                    if t < 0 or t in parent or self._live.get(t) is False:
+                        continue
+                    if self._accepting[t] or self._live.get(t) or not flags[self._state_term[t]] & NEEDS_SEARCH:
+                        # Live, and so is every state on the way here: the next search stops at them.
+                        while u >= 0:
+                            self._live[u] = True
+                            u = parent[u]
+                        return True
+                    parent[t] = u
+                    stack.append(t)
+            for u in parent:  # none of them reaches acceptance
                 self._live[u] = False
             return False
 

@@ -10,6 +10,12 @@ lookaround, word boundaries, conditional and atomic groups, possessive
 quantifiers) raise `UnsupportedPattern` with their position; what `re` rejects
 raises `InvalidPattern` with `re`'s position.
 
+Two nodes no `re` syntax spells, for callers that build trees themselves (schemas,
+grammars): `Intersect`, the strings every part matches, and `Complement`, the
+valid UTF-8 strings (any sequence of scalar values, the language of `(?s:.*)`)
+a node does not match. The automaton keeps them exact; anchors inside them are
+refused (`UnsupportedPattern`).
+
 Every pattern is first compiled by `re` itself, so tether accepts exactly what
 Python accepts; the parser then reads it as `re._parser` (CPython 3.11) does,
 rule for rule, with an explicit stack (any nesting depth) and runs of plain
@@ -34,8 +40,8 @@ from _sre import MAXREPEAT  # re refuses repetition counts from this one on (Ove
 from ..errors import ConstraintTooLarge, InvalidPattern, TetherError, UnsupportedPattern
 from ..limits import DEFAULT_LIMITS, Deadline
 
-__all__ = ["Chars", "Concat", "Alternation", "Repeat", "Assert", "RegexNode", "parse_regex", "render",
-           "MAX_CODEPOINT"]
+__all__ = ["Chars", "Concat", "Alternation", "Repeat", "Intersect", "Complement", "Assert", "RegexNode",
+           "parse_regex", "render", "MAX_CODEPOINT"]
 
 MAX_CODEPOINT = 0x10FFFF
 Intervals = tuple[tuple[int, int], ...]  # sorted, disjoint, non-adjacent, inclusive (lo, hi)
@@ -53,7 +59,7 @@ class Chars:
 
 
 class _Compound:
-    """Concat, Alternation and Repeat compare and hash by identity (dataclass eq=False).
+    """Concat, Alternation, Repeat, Intersect and Complement compare and hash by identity (dataclass eq=False).
 
     Parsed trees can be thousands of levels deep, where the structural `==`, `hash`
     and `repr` a dataclass generates would recurse once per level. Their repr is
@@ -83,6 +89,20 @@ class Repeat(_Compound):
     max: int | None  # None = unbounded
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class Intersect(_Compound):
+    """The strings every part matches; with no parts, every string (the universe of `Complement`)."""
+
+    parts: tuple["RegexNode", ...]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Complement(_Compound):
+    """The valid UTF-8 strings (any sequence of Unicode scalar values, `(?s:.*)`) that `node` does not match."""
+
+    node: "RegexNode"
+
+
 @dataclass(frozen=True)
 class Assert:
     """A zero-width assertion about the position, as `re` defines it on `str`.
@@ -103,7 +123,7 @@ _START_KINDS = frozenset(("start", "line_start"))  # all hold at position 0
 _END_KINDS = frozenset(("end", "end_or_final_newline", "line_end"))  # all hold at the end of the text
 _ASSERTS = {kind: Assert(kind) for kind in ASSERT_KINDS}
 
-RegexNode = Union[Chars, Concat, Alternation, Repeat, Assert]
+RegexNode = Union[Chars, Concat, Alternation, Repeat, Intersect, Complement, Assert]
 EMPTY = Concat(())
 
 
@@ -119,15 +139,19 @@ def render(node: RegexNode, limit: int | None = None) -> str:
         item = todo.pop()
         if isinstance(item, str):
             text = item
-        elif isinstance(item, (Concat, Alternation)):
-            name, children = ("Concat(parts=(", item.parts) if isinstance(item, Concat) else \
-                ("Alternation(options=(", item.options)
+        elif isinstance(item, (Concat, Alternation, Intersect)):
+            name, children = (("Alternation(options=(", item.options) if isinstance(item, Alternation) else
+                              (f"{type(item).__name__}(parts=(", item.parts))
             text = name
             todo.append(",))" if len(children) == 1 else "))")
             todo.extend(_listed(children if limit is None else children[:limit]))
         elif isinstance(item, Repeat):
             text = "Repeat(node="
             todo.append(f", min={item.min}, max={item.max})")
+            todo.append(item.node)
+        elif isinstance(item, Complement):
+            text = "Complement(node="
+            todo.append(")")
             todo.append(item.node)
         else:
             text = repr(item)
@@ -743,13 +767,19 @@ def _nullable(node: RegexNode) -> bool:
             results[id(n)] = all(results[id(k)] for k in n.parts)
         elif isinstance(n, Alternation):
             results[id(n)] = any(results[id(k)] for k in n.options)
+        elif isinstance(n, Intersect):
+            results[id(n)] = all(results[id(k)] for k in n.parts)
+        elif isinstance(n, Complement):
+            results[id(n)] = not results[id(n.node)]
         else:
             results[id(n)] = n.min == 0 or results[id(n.node)]
     return results[id(node)]
 
 
 def _listed_children(n: RegexNode) -> tuple:
-    return n.parts if isinstance(n, Concat) else n.options if isinstance(n, Alternation) else (n.node,)
+    if isinstance(n, (Concat, Intersect)):
+        return n.parts
+    return n.options if isinstance(n, Alternation) else (n.node,)
 
 
 def _ending_in(node: RegexNode, allowed: Intervals) -> RegexNode | None:
@@ -763,6 +793,8 @@ def _ending_in(node: RegexNode, allowed: Intervals) -> RegexNode | None:
         return Chars(kept) if kept else None
     if isinstance(node, Assert):
         return None
+    if isinstance(node, (Intersect, Complement)):  # no structure to narrow: intersect with "ends in allowed"
+        return Intersect((node, Concat((Repeat(_ANY, 0, None), Chars(allowed)))))
     if isinstance(node, Alternation):
         options = [o for o in map(lambda x: _ending_in(x, allowed), node.options) if o is not None]
         return None if not options else options[0] if len(options) == 1 else Alternation(tuple(options))
