@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .automata.bitmask import allocate_bitmask, apply_bitmask
 from .automata.constraint import Constraint, Matcher
-from .automata.grammar import Grammar, gbnf, lark
+from .automata.grammar import Grammar, JSONSchema, gbnf, json_schema, lark
 from .automata.regular import Regex, regex
 from .errors import (
     ConstraintTooLarge,
@@ -19,12 +19,14 @@ from .errors import (
     EmptyLanguage,
     GrammarError,
     InvalidPattern,
+    InvalidSchema,
     InvalidState,
     Location,
     SpecError,
     TetherError,
     TokenRejected,
     UnsupportedPattern,
+    UnsupportedSchema,
     VocabularyError,
     VocabularyMismatch,
 )
@@ -71,7 +73,9 @@ __all__ = [
     "Regex",
     "lark",
     "gbnf",
+    "json_schema",
     "Grammar",
+    "JSONSchema",
     "Constraint",
     "Matcher",
     "Limits",
@@ -97,6 +101,8 @@ __all__ = [
     "UnsupportedPattern",
     "EmptyLanguage",
     "GrammarError",
+    "InvalidSchema",
+    "UnsupportedSchema",
     "ConstraintTooLarge",
     "TokenRejected",
     "InvalidState",

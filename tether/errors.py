@@ -24,6 +24,8 @@ __all__ = [
     "UnsupportedPattern",
     "EmptyLanguage",
     "GrammarError",
+    "InvalidSchema",
+    "UnsupportedSchema",
     "ConstraintTooLarge",
     "TokenRejected",
     "InvalidState",
@@ -128,6 +130,30 @@ class GrammarError(SpecError):
 
     def describe(self) -> str:
         return "invalid grammar"
+
+
+class InvalidSchema(SpecError):
+    """A JSON Schema (or Python type) that is not a valid schema: a keyword with a value of the
+    wrong kind, a `$ref` that names nothing. `location.pointer` is the JSON pointer of the keyword."""
+
+    def describe(self) -> str:
+        return "invalid JSON Schema"
+
+
+class UnsupportedSchema(SpecError):
+    """A valid JSON Schema that uses a keyword tether cannot enforce exactly (a remote `$ref`, a
+    `pattern` with a backreference, `not` of a schema that cannot be complemented, ...).
+
+    `keyword` names it and `location.pointer` is its JSON pointer. ``lenient=True`` drops such
+    keywords instead (with a warning), at the price of outputs that may fail validation.
+    """
+
+    def __init__(self, keyword: str, reason: str, *, pointer: str = "", source: str | None = None):
+        self.keyword = keyword
+        super().__init__(f"{keyword!r}: {reason}", source=source, location=Location(pointer=pointer))
+
+    def describe(self) -> str:
+        return "unsupported JSON Schema keyword"
 
 
 class ConstraintTooLarge(TetherError):

@@ -39,6 +39,7 @@ Python's recursion limit.
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_right
 
 from ..errors import UnsupportedPattern
@@ -133,6 +134,8 @@ class Terms:
     """
 
     def __init__(self) -> None:
+        # Automata that share this store take this lock to grow it (see LazyDFA).
+        self.lock = threading.RLock()
         self.kind: list[int] = []
         self.a: list = []
         self.b: list = []
@@ -153,6 +156,15 @@ class Terms:
         self._new((K_EMPTY, None, None, None), 0, 0, 0, 0, 0, _WIDE)
         self._new((K_EPS, None, None, None), ALL_CONTEXTS, ALL_CONTEXTS, 0, 0, 0, 0)
         self._end = self.assertion("end")
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -383,9 +395,12 @@ class Terms:
 
     # ------------------------------------------------------------------ from a regex tree
 
-    def from_tree(self, tree: RegexNode, deadline: Deadline | None = None) -> int:
-        """The term of a regex tree, built bottom-up with an explicit stack (any depth)."""
-        done: dict[int, int] = {}
+    def from_tree(self, tree: RegexNode, deadline: Deadline | None = None, memo: dict[int, int] | None = None) -> int:
+        """The term of a regex tree, built bottom-up with an explicit stack (any depth).
+
+        `memo` (node id -> term) carries over between calls on trees that share subtrees, which
+        must then stay alive as long as the memo does."""
+        done: dict[int, int] = {} if memo is None else memo
         stack: list[tuple[RegexNode, bool]] = [(tree, False)]
         while stack:
             node, ready = stack.pop()

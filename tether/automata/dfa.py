@@ -20,7 +20,6 @@ have an empty language without being ∅), a search decides it.
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 
@@ -46,7 +45,7 @@ class LazyDFA:
     def __init__(self, terms: Terms, root: int, limits: Limits = DEFAULT_LIMITS):
         self.terms = terms
         self.limits = limits
-        self._lock = threading.RLock()
+        self._lock = terms.lock  # one per term store: automata sharing it grow it in turn
         # Bytes that no part of the pattern tells apart share a column: a{200000} needs
         # 3 columns per state, not 256.
         self.byte_class, self._class_bytes = _byte_classes(terms, root)
@@ -82,7 +81,7 @@ class LazyDFA:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._lock = threading.RLock()
+        self._lock = self.terms.lock
 
     # ------------------------------------------------------------------ states
 
@@ -103,8 +102,10 @@ class LazyDFA:
     def row_bytes(self) -> int:
         return self.table.shape[1] * 4
 
-    def nbytes(self) -> int:
-        return self.table.nbytes + _STATE_BYTES * self.n_states + self.terms.approx_bytes()
+    def nbytes(self, *, terms: bool = True) -> int:
+        """Memory held: the table and states, and the term store unless `terms=False` (automata
+        sharing one store count it once)."""
+        return self.table.nbytes + _STATE_BYTES * self.n_states + (self.terms.approx_bytes() if terms else 0)
 
     def _state(self, term: int, prev: int) -> int:
         """The state of (term, what precedes it), created if new; `prev` matters only to lookbehinds."""

@@ -107,7 +107,8 @@ class CFGAutomaton:
 
     def nbytes(self) -> int:
         return (self._bytes + self.scan_next.nbytes + self.lex_start.nbytes + self.lex_table.nbytes
-                + self.table.nbytes + sum(d.nbytes() for d in self.lexer_dfas))
+                + self.table.nbytes + sum(d.nbytes(terms=False) for d in self.lexer_dfas)
+                + sum(t.approx_bytes() for t in {id(d.terms): d.terms for d in self.lexer_dfas}.values()))
 
     # ------------------------------------------------------------------ parser nodes
 

@@ -12,6 +12,9 @@ the context-free engine (`tether.automata.earley`, `tether.automata.cfg`).
 
 from __future__ import annotations
 
+import json
+import warnings
+from collections import OrderedDict
 from typing import Any, Callable
 
 from ..errors import EmptyLanguage
@@ -26,7 +29,7 @@ from .index import DFAConstraint
 from .rules import lower
 from .stepping import PerVocabulary
 
-__all__ = ["Grammar", "lark", "gbnf"]
+__all__ = ["Grammar", "JSONSchema", "lark", "gbnf", "json_schema"]
 
 
 
@@ -110,3 +113,99 @@ def gbnf(text: str, start: str = "root", *, limits: Limits | None = None,
     from ..grammar.gbnf import gbnf_to_ir
 
     return Grammar(gbnf_to_ir(text, start), limits=limits, parse=parse)
+
+
+class JSONSchema(Grammar):
+    """A JSON Schema (or Python type) constraint: a `Grammar` whose IR the schema compiler made.
+
+    `schema` is the JSON Schema (derived from the type, for a type), `dropped` the keywords a
+    lenient compile left out (empty in the strict default).
+    """
+
+    def __init__(self, ir: GrammarIR, schema: Any, dropped: list[str], *, limits: Limits | None,
+                 parse: Callable[[str], Any]):
+        super().__init__(ir, limits=limits, parse=parse)
+        self.schema = schema
+        self.dropped = dropped
+
+    def __repr__(self) -> str:
+        text = json.dumps(self.schema)[:80] if isinstance(self.schema, (dict, bool)) else repr(self.schema)
+        return f"tether.json_schema({text}, engine={self.engine!r})"
+
+
+def json_schema(schema: Any, *, whitespace: str = "compact", property_order: str = "declared",
+                additional_properties: str = "none", lenient: bool = False,
+                resources: dict[str, Any] | None = None, limits: Limits | None = None) -> JSONSchema:
+    """A constraint that the output is a JSON instance of `schema`.
+
+        >>> person = tether.json_schema({"type": "object", "properties": {"age": {"type": "integer"}}})
+        >>> person.matches('{"age":41}'), person.matches('{"age":"41"}')
+        (True, False)
+
+    `schema`: a JSON Schema (dict, boolean or JSON text; drafts 4, 6, 7, 2019-09, 2020-12 by its
+    `$schema`, 2020-12 by default) or a Python type (msgspec Struct, dataclass, TypedDict, ...,
+    pydantic model). Generation then returns the decoded, validated value of the type, or a
+    plain dict/list for a schema.
+    whitespace: "compact" (none) or "flexible" (JSON whitespace between tokens, at most
+        `MAX_WHITESPACE` characters in a row so that a model cannot loop on it).
+    property_order: "declared" (the order of `properties`) or "any" (each property at most once).
+    additional_properties: "none" generates no property the schema does not describe (still
+        valid); "allow" accepts any where the schema allows them.
+    lenient: drop the keywords that cannot be enforced (listed in a warning and in `.dropped`)
+        instead of raising `UnsupportedSchema`; outputs may then fail validation.
+    resources: documents that `$ref`s may name, by URI (nothing is fetched).
+
+    Raises `InvalidSchema`, `UnsupportedSchema` (keyword and JSON pointer), `EmptyLanguage`, or
+    `ConstraintTooLarge`.
+    """
+    from ..grammar.json_schema import Options, is_type, schema_of_type, schema_to_ir
+
+    options = Options(whitespace, property_order, additional_properties, lenient)
+    key = _cache_key(schema, options, resources, limits)
+    if key is not None and key in _SCHEMAS:
+        _SCHEMAS.move_to_end(key)
+        return _SCHEMAS[key]
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except json.JSONDecodeError as e:
+            from ..errors import InvalidSchema
+
+            raise InvalidSchema(f"the schema is not JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+        parse: Callable[[str], Any] = json.loads
+    elif is_type(schema):
+        schema, parse = schema_of_type(schema)
+    else:
+        parse = json.loads
+    ir, dropped = schema_to_ir(schema, options, resources=resources, limits=limits)
+    if dropped:
+        warnings.warn("lenient JSON Schema: these keywords are not enforced, outputs may fail validation: "
+                      + "; ".join(dropped), stacklevel=2)
+    compiled = JSONSchema(ir, schema, dropped, limits=limits, parse=parse)
+    if key is not None:
+        _SCHEMAS[key] = compiled
+        while len(_SCHEMAS) > _SCHEMA_CACHE_SIZE:
+            _SCHEMAS.popitem(last=False)
+    return compiled
+
+
+# The same schema compiles once: a program that builds its constraint per request reuses the
+# compiled automata (and their per-vocabulary masks). Keyed by the schema's JSON text.
+_SCHEMA_CACHE_SIZE = 64
+_SCHEMAS: "OrderedDict[tuple, JSONSchema]" = OrderedDict()
+
+
+def _cache_key(schema: Any, options: Any, resources: Any, limits: Any) -> tuple | None:
+    try:
+        text = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True) \
+            if isinstance(schema, (dict, bool)) else None
+        extra = json.dumps(resources, sort_keys=True) if resources else ""
+    except (TypeError, ValueError):
+        return None
+    if text is None:
+        try:
+            hash(schema)
+        except TypeError:
+            return None
+        text = schema  # a Python type
+    return (text, options, extra, limits)

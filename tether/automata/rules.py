@@ -23,6 +23,7 @@ from ..errors import ConstraintTooLarge, GrammarError, Location
 from ..grammar.ir import Choice, Expr, GrammarIR, Repetition, Rule, RuleRef, Sequence, TerminalRef, walk_expr
 from ..grammar.regex import EMPTY, Alternation, Concat, Repeat, RegexNode
 from ..limits import DEFAULT_LIMITS, Deadline, Limits
+from .derivatives import Terms
 from .dfa import LazyDFA
 
 __all__ = ["RuleTables", "lower"]
@@ -264,6 +265,8 @@ class _Builder:
         self.shortest: list[bool] = []
         self.fused = fused
         self.nfa_states = 0
+        self._terms = Terms()
+        self._term_memo: dict[int, int] = {}
 
     def terminal(self, key: str, tree: RegexNode, text: str, shortest: bool = False) -> int:
         t = self.terminal_index.get(key)
@@ -296,7 +299,9 @@ class _Builder:
         return tables
 
     def _dfa(self, tree: RegexNode, name: str) -> LazyDFA:
-        dfa = LazyDFA.from_tree(tree, self.limits, self.deadline)
+        # One term store for all terminals: the subtrees they share (a JSON string, a key) are
+        # converted once and their derivatives computed once.
+        dfa = LazyDFA(self._terms, self._terms.from_tree(tree, self.deadline, self._term_memo), self.limits)
         if dfa.is_empty:
             term = self.ir.terminals.get(name)
             where = term.where if term is not None else self.ir.rules[name].where

@@ -1,0 +1,1378 @@
+"""JSON Schema -> grammar IR.
+
+Each schema compiles to a *part*: a regex tree (`tether.grammar.regex`) while it is regular, or
+an IR expression once it refers to a schema in progress (recursion through `$ref`), which then
+becomes a rule. Regular parts stay trees so that they can be intersected and complemented
+(`pattern` with `maxLength`, `not`, keys that are not declared, properties in any order); the
+IR's start rule is one terminal when the whole schema is regular, and `tether.automata` then
+runs it on the DFA path, or on the context-free engine otherwise. Nothing here picks an engine.
+
+    >>> ir = schema_to_ir({"type": "object", "properties": {"a": {"type": "integer"}}}, Options())
+    >>> ir.terminals["T0"].regex     # one regex tree: '{' ('"a":' integer)? '}'
+
+Instances are written in one layout: no whitespace (`whitespace="compact"`) or bounded runs of
+JSON whitespace between tokens (`"flexible"`), keys in declared order or any order, strings with
+any escape JSON allows, numbers as JSON writes them (bounded numbers in positional notation).
+Every keyword is enforced exactly or raises `UnsupportedSchema` naming it and its JSON pointer.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import re
+import warnings
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ...errors import (ConstraintTooLarge, InvalidPattern, InvalidSchema, Location, TetherError,
+                       UnsupportedPattern, UnsupportedSchema)
+from ...limits import DEFAULT_LIMITS, Limits
+from ..ir import Choice, GrammarIR, Repetition, Rule, RuleRef, Sequence, Terminal, TerminalRef
+from ..regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, Repeat, RegexNode,
+                     parse_regex)
+from .formats import format_tree
+from .merge import ANNOTATIONS, TYPES, json_type, merge, negate, normalize, value_key
+from .numbers import integer_tree, number_tree
+from .resolve import Resolver, draft_of, subschemas
+from .strings import ANY_CHAR, json_string, literal_text
+
+__all__ = ["Options", "schema_to_ir", "canonical_json", "MAX_WHITESPACE"]
+
+MAX_WHITESPACE = 20  # the longest run of whitespace "flexible" allows between two tokens
+_MAX_PATTERN_REGIONS = 4  # patternProperties whose overlaps are spelled out (2^n regions)
+_MAX_ANY_ORDER_RECURSIVE = 8  # any-order properties with recursive values: 2^n subset rules
+
+_IR = (RuleRef, TerminalRef, Sequence, Choice, Repetition)
+EPS = Concat(())
+
+# Keywords the compiler reads; anything else that is not an annotation is unknown to JSON
+# Schema and ignored, as validators ignore it.
+_ASSERTIONS = frozenset((
+    "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    "minLength", "maxLength", "pattern", "format", "items", "prefixItems", "minItems", "maxItems",
+    "uniqueItems", "contains", "minContains", "maxContains", "properties", "required", "additionalProperties",
+    "patternProperties", "propertyNames", "minProperties", "maxProperties", "allOf", "anyOf", "oneOf", "not",
+    "$ref", "x-patterns", "x-formats", "x-anyOf", "x-oneOf", "x-not-strings", "x-not-values", "x-fraction",
+))
+_UNSUPPORTED = {
+    "$dynamicRef": "dynamic references", "$recursiveRef": "recursive references (2019-09)",
+    "unevaluatedProperties": "unevaluatedProperties", "unevaluatedItems": "unevaluatedItems",
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    whitespace: str = "compact"
+    property_order: str = "declared"
+    additional_properties: str = "none"
+    lenient: bool = False
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("whitespace", ("compact", "flexible")), ("property_order", ("declared", "any")),
+                              ("additional_properties", ("none", "allow"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+
+def canonical_json(value: Any) -> str:
+    """The text of `value` in tether's canonical layout: no whitespace, keys as given, non-ASCII
+    unescaped, numbers in positional notation (integral floats as integers).
+
+        >>> canonical_json({"a": [1.5e-3, 2.0, "é"]})
+        '{"a":[0.0015,2,"é"]}'
+    """
+    return "".join(_canonical_parts(value))
+
+
+def _canonical_parts(value: Any):
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, _Raw):
+            yield v.text
+        elif isinstance(v, dict):
+            yield "{"
+            items = list(v.items())
+            parts: list[Any] = []
+            for i, (k, x) in enumerate(items):
+                if not isinstance(k, str):
+                    raise TypeError(f"object keys must be strings, got {k!r}")
+                parts.append(_Raw(("," if i else "") + json.dumps(k, ensure_ascii=False) + ":"))
+                parts.append(x)
+            parts.append(_Raw("}"))
+            todo.extend(reversed(parts))
+        elif isinstance(v, (list, tuple)):
+            yield "["
+            parts = []
+            for i, x in enumerate(v):
+                if i:
+                    parts.append(_Raw(","))
+                parts.append(x)
+            parts.append(_Raw("]"))
+            todo.extend(reversed(parts))
+        else:
+            yield _scalar_text(v)
+
+
+class _Raw:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _scalar_text(v: Any) -> str:
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (float, Decimal)):
+        d = Decimal(repr(v)) if isinstance(v, float) else v
+        if not d.is_finite():
+            raise ValueError(f"{v!r} has no JSON text")
+        if d == d.to_integral_value():
+            return str(int(d))
+        text = format(d, "f")
+        return text.rstrip("0") if "." in text else text
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    raise TypeError(f"{v!r} ({type(v).__name__}) is not a JSON value")
+
+
+def _chars(text: str) -> RegexNode:
+    return Concat(tuple(Chars(((ord(c), ord(c)),)) for c in text))
+
+
+@functools.lru_cache(maxsize=64)
+def _literal(text: str) -> RegexNode:
+    return _chars(text)  # shared: one tree (and one terminal) per punctuation mark
+
+
+def _is_tree(part: Any) -> bool:
+    return not isinstance(part, _IR)
+
+
+@dataclass
+class _Ctx:
+    base: str
+    pointer: str
+    draft: int
+
+
+class _Compiler:
+    def __init__(self, schema: Any, options: Options, resources: dict | None, limits: Limits):
+        self.options = options
+        self.limits = limits
+        self.deadline = limits.deadline("compiling the JSON Schema")
+        self.draft = draft_of(schema)
+        self.resolver = Resolver(schema, resources, self.draft)
+        self.root = schema
+        self.rules: dict[str, Rule] = {}
+        self.terminals: dict[str, Terminal] = {}
+        self._terminal_names: dict[int, str] = {}
+        self._memo: dict[int, Any] = {}
+        self._active: dict[int, str] = {}  # schema in progress -> its rule name
+        self._recursive: set[int] = set()
+        self._keep: list[Any] = []  # synthetic schemas stay alive while their ids are memo keys
+        self.dropped: list[str] = []
+        self._any: RuleRef | None = None
+        ws = Repeat(Chars(((0x09, 0x0A), (0x0D, 0x0D), (0x20, 0x20))), 0, MAX_WHITESPACE)
+        self.ws = ws if options.whitespace == "flexible" else None
+
+    # ---- parts -------------------------------------------------------------------------------
+
+    def expr(self, part: Any):
+        if not _is_tree(part):
+            return part
+        name = self._terminal_names.get(id(part))
+        if name is None:
+            name = f"T{len(self.terminals)}"
+            self._terminal_names[id(part)] = name
+            self.terminals[name] = Terminal(name, part, text=name)
+            self._keep.append(part)
+        return TerminalRef(name)
+
+    def seq(self, *parts: Any) -> Any:
+        if any(p is None for p in parts):
+            return None
+        parts = tuple(p for p in parts if p is not EPS)
+        if not parts:
+            return EPS
+        if len(parts) == 1:
+            return parts[0]
+        if all(_is_tree(p) for p in parts):
+            return Concat(parts)
+        # Runs of regular parts become one terminal each: fewer, larger lexemes.
+        items: list[Any] = []
+        run: list[Any] = []
+        for p in parts:
+            if _is_tree(p):
+                run.append(p)
+                continue
+            if run:
+                items.append(self.expr(run[0] if len(run) == 1 else Concat(tuple(run))))
+                run = []
+            items.extend(p.items if isinstance(p, Sequence) else (p,))
+        if run:
+            items.append(self.expr(run[0] if len(run) == 1 else Concat(tuple(run))))
+        return items[0] if len(items) == 1 else Sequence(tuple(items))
+
+    def alt(self, parts: list[Any]) -> Any:
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        if all(_is_tree(p) for p in parts):
+            return Alternation(tuple(parts))
+        return Choice(tuple(self.expr(p) for p in parts))
+
+    def rep(self, part: Any, lo: int, hi: int | None) -> Any:
+        if hi is not None and hi < lo:
+            return None
+        if part is None:
+            return EPS if lo == 0 else None
+        if hi == 0:
+            return EPS
+        if _is_tree(part):
+            return Repeat(part, lo, hi)
+        return Repetition(self.expr(part), lo, hi)
+
+    def opt(self, part: Any) -> Any:
+        return self.rep(part, 0, 1)
+
+    def live(self, tree: RegexNode) -> RegexNode | None:
+        """`tree`, or None when its language is empty (intersections and complements can be)."""
+        from ...automata.dfa import LazyDFA
+
+        return None if LazyDFA.from_tree(tree, self.limits).is_empty else tree
+
+    def lit(self, text: str) -> RegexNode:
+        return _literal(text)
+
+    def w(self) -> Any:
+        return self.ws if self.ws is not None else EPS
+
+    def punct(self, text: str) -> Any:
+        """A structural character with the whitespace allowed around it."""
+        return self.seq(self.w(), self.lit(text), self.w())
+
+    # ---- errors ------------------------------------------------------------------------------
+
+    def unsupported(self, keyword: str, reason: str, ctx: _Ctx) -> None:
+        if self.options.lenient:
+            self.dropped.append(f"{ctx.pointer or '/'}: {keyword} ({reason})")
+            return
+        raise UnsupportedSchema(keyword, reason, pointer=ctx.pointer)
+
+    # ---- schemas -----------------------------------------------------------------------------
+
+    def compile_root(self) -> Any:
+        ctx = _Ctx(self.resolver.root_base, "", self.draft)
+        return self.node(self.root, ctx)
+
+    def node(self, schema: Any, ctx: _Ctx) -> Any:
+        """The part of a schema that appears in the document (memoised: `$ref`s share it)."""
+        self.deadline.check()
+        key = id(schema)
+        if key in self._memo:
+            return self._memo[key]
+        if key in self._active:
+            self._recursive.add(key)
+            return RuleRef(self._active[key])
+        name = f"s{len(self._active) + len(self._memo)}_{_short(ctx.pointer)}"
+        self._active[key] = name
+        try:
+            part = self._schema(schema, ctx)
+        finally:
+            del self._active[key]
+        if key in self._recursive:
+            if part is None:
+                raise UnsupportedSchema("$ref", "a recursive schema that no finite instance satisfies",
+                                        pointer=ctx.pointer)
+            self.rules[name] = Rule(name, self.expr(part), where=Location(pointer=ctx.pointer))
+            part = RuleRef(name)
+        self._memo[key] = part
+        return part
+
+    def _schema(self, schema: Any, ctx: _Ctx) -> Any:
+        if schema is True:
+            return self.any_value()
+        if schema is False:
+            return None
+        if not isinstance(schema, dict):
+            raise InvalidSchema(f"a schema must be an object or a boolean, got {_show(schema)}",
+                                location=Location(pointer=ctx.pointer))
+        ctx = _Ctx(self.resolver.base_of(schema, ctx.base, ctx.draft), ctx.pointer, ctx.draft)
+        if "$schema" in schema and schema is not self.root:
+            ctx = _Ctx(ctx.base, ctx.pointer, draft_of(schema, ctx.draft))
+        s = normalize(schema, ctx.draft, ctx.pointer)
+        if "$ref" in s:
+            target, base = self.resolver.resolve(s["$ref"], ctx.base, ctx.pointer + "/$ref", ctx.draft)
+            rest = {k: v for k, v in s.items() if k != "$ref" and k not in ANNOTATIONS}
+            target_ctx = _Ctx(base, _pointer_of(s["$ref"]), ctx.draft)
+            if ctx.draft <= 7 or not rest:
+                return self.node(target, target_ctx)  # draft 7 and before ignore $ref's siblings
+            s = {**rest, "allOf": [*rest.get("allOf", []), _Located(target, target_ctx)]}
+        return self.flat(s, ctx)
+
+    def flat(self, s: dict, ctx: _Ctx) -> Any:
+        """A normalised schema: applicators first (merged or distributed), then the types."""
+        self.deadline.check()
+        for key in s:
+            if key in _UNSUPPORTED:
+                self.unsupported(key, _UNSUPPORTED[key] + " are not supported", ctx)
+        s = {k: v for k, v in s.items() if k not in _UNSUPPORTED}
+        if "allOf" in s:
+            rest = {k: v for k, v in s.items() if k != "allOf"}
+            branches = s["allOf"]
+            if not isinstance(branches, list):
+                raise InvalidSchema("allOf must be a list of schemas", location=Location(pointer=ctx.pointer))
+            merged: Any = rest
+            for i, branch in enumerate(branches):
+                flat = self.flatten(branch, _sub(ctx, f"/allOf/{i}"))
+                if isinstance(flat, _Opaque):
+                    return self.intersect_opaque(merged, flat, ctx)
+                merged = merge(merged, flat, ctx.pointer)
+            return self.flat_or_bool(merged, ctx)
+        for key in ("anyOf", "oneOf"):
+            if key in s:
+                branches = s[key]
+                if not isinstance(branches, list) or not branches:
+                    raise InvalidSchema(f"{key} must be a non-empty list of schemas",
+                                        location=Location(pointer=ctx.pointer))
+                rest = {k: v for k, v in s.items() if k != key}
+                plural = "x-anyOf" if key == "anyOf" else "x-oneOf"
+                rest[plural] = [*rest.get(plural, []), [_Located(b, _sub(ctx, f"/{key}/{i}"))
+                                                        for i, b in enumerate(branches)]]
+                return self.flat(rest, ctx)
+        if "not" in s:
+            rest = {k: v for k, v in s.items() if k != "not"}
+            inner = self.flatten(s["not"], _sub(ctx, "/not"))
+            if isinstance(inner, _Opaque):
+                self.unsupported("not", "not of a recursive schema", ctx)
+                return self.flat(rest, ctx)
+            try:
+                negated = negate(inner, ctx.pointer + "/not")
+            except UnsupportedSchema:
+                if not self.options.lenient:
+                    raise
+                self.dropped.append(f"{ctx.pointer or '/'}: not")
+                return self.flat(rest, ctx)
+            return self.flat_or_bool(merge(rest, negated, ctx.pointer) if negated is not True else rest, ctx)
+        if s.get("x-oneOf"):
+            groups = s["x-oneOf"]
+            rest = {k: v for k, v in s.items() if k != "x-oneOf"}
+            group, later = groups[0], groups[1:]
+            if later:
+                rest["x-oneOf"] = later
+            return self.one_of(rest, group, ctx)
+        if s.get("x-anyOf"):
+            groups = s["x-anyOf"]
+            rest = {k: v for k, v in s.items() if k != "x-anyOf"}
+            group, later = groups[0], groups[1:]
+            if later:
+                rest["x-anyOf"] = later
+            options = []
+            for branch in group:
+                flat = self.flatten(branch, branch.ctx if isinstance(branch, _Located) else ctx)
+                if isinstance(flat, _Opaque):
+                    options.append(self.intersect_opaque(rest, flat, ctx))
+                else:
+                    options.append(self.flat_or_bool(merge(rest, flat, ctx.pointer), ctx))
+            return self.alt(options)
+        return self.types(s, ctx)
+
+    def flat_or_bool(self, s: Any, ctx: _Ctx) -> Any:
+        if s is True:
+            return self.any_value()
+        if s is False:
+            return None
+        return self.flat(s, ctx)
+
+    def flatten(self, schema: Any, ctx: _Ctx) -> Any:
+        """A branch of an applicator as a flat schema (its `$ref`s followed), or an `_Opaque` when
+        it is a schema in progress (recursion), which cannot be merged."""
+        while isinstance(schema, _Located):
+            schema, ctx = schema.schema, schema.ctx
+        seen = 0
+        while True:
+            if isinstance(schema, bool):
+                return schema
+            if not isinstance(schema, dict):
+                raise InvalidSchema(f"a schema must be an object or a boolean, got {_show(schema)}",
+                                    location=Location(pointer=ctx.pointer))
+            if id(schema) in self._active:
+                return _Opaque(schema, ctx)
+            ctx = _Ctx(self.resolver.base_of(schema, ctx.base, ctx.draft), ctx.pointer, ctx.draft)
+            s = normalize(schema, ctx.draft, ctx.pointer)
+            for key, plural in (("anyOf", "x-anyOf"), ("oneOf", "x-oneOf")):
+                if key in s:  # as lists of located branches, so that two branches' lists merge
+                    branches = s.pop(key)
+                    if not isinstance(branches, list) or not branches:
+                        raise InvalidSchema(f"{key} must be a non-empty list of schemas",
+                                            location=Location(pointer=ctx.pointer))
+                    s[plural] = [*s.get(plural, []), [_Located(b, _sub(ctx, f"/{key}/{i}"))
+                                                      for i, b in enumerate(branches)]]
+            if "allOf" in s:
+                s["allOf"] = [_Located(b, _sub(ctx, f"/allOf/{i}")) for i, b in enumerate(s["allOf"])]
+            if "not" in s:
+                s["not"] = _Located(s["not"], _sub(ctx, "/not"))
+            if "$ref" not in s:
+                return s
+            rest = {k: v for k, v in s.items() if k != "$ref" and k not in ANNOTATIONS}
+            target, base = self.resolver.resolve(s["$ref"], ctx.base, ctx.pointer + "/$ref", ctx.draft)
+            target_ctx = _Ctx(base, _pointer_of(s["$ref"]), ctx.draft)
+            if rest and ctx.draft > 7:
+                inner = self.flatten(target, target_ctx)
+                if isinstance(inner, _Opaque):
+                    return inner if not rest else _Opaque(schema, ctx)
+                return merge(rest, inner, ctx.pointer)
+            schema, ctx = target, target_ctx
+            seen += 1
+            if seen > 1000:
+                raise InvalidSchema("a cycle of $refs that never reaches a schema", location=Location(pointer=ctx.pointer))
+
+    def intersect_opaque(self, rest: Any, opaque: "_Opaque", ctx: _Ctx) -> Any:
+        """A recursive branch under allOf: only if the rest adds nothing can it stand alone."""
+        if rest is True or (isinstance(rest, dict) and not any(k not in ANNOTATIONS for k in rest)):
+            return self.node(opaque.schema, opaque.ctx)
+        mine = self.flat_or_bool(rest, ctx)
+        theirs = self.node(opaque.schema, opaque.ctx)
+        if mine is None or theirs is None:
+            return None
+        if _is_tree(mine) and _is_tree(theirs):
+            return Intersect((mine, theirs))
+        self.unsupported("allOf", "a recursive $ref combined with other keywords", ctx)
+        return theirs
+
+    def one_of(self, rest: dict, group: list, ctx: _Ctx) -> Any:
+        flats = []
+        for branch in group:
+            flat = self.flatten(branch, branch.ctx if isinstance(branch, _Located) else ctx)
+            if isinstance(flat, _Opaque):
+                flats = None
+                break
+            flats.append(flat)
+        if flats is not None and self.pairwise_disjoint([merge(rest, f, ctx.pointer) for f in flats], ctx):
+            return self.alt([self.flat_or_bool(merge(rest, f, ctx.pointer), ctx) for f in flats])
+        if flats is not None:
+            try:  # exactly one: each branch and not the others
+                options = []
+                for i, f in enumerate(flats):
+                    others = [negate(g, ctx.pointer) for j, g in enumerate(flats) if j != i]
+                    merged = merge(rest, f, ctx.pointer)
+                    for o in others:
+                        merged = merge(merged, o, ctx.pointer) if merged is not False else False
+                    options.append(self.flat_or_bool(merged, ctx))
+                return self.alt(options)
+            except UnsupportedSchema:
+                pass
+        self.unsupported("oneOf", "branches that may overlap, and whose negation has no exact "
+                         "construction (exactly one must hold)", ctx)
+        return self.alt([self.flat_or_bool(merge(rest, self._plain(b, ctx), ctx.pointer), ctx) for b in group])
+
+    def pairwise_disjoint(self, flats: list[Any], ctx: _Ctx) -> bool:
+        """Whether no value satisfies two of the branches (then oneOf is anyOf)."""
+        return all(self.disjoint(a, b, ctx, 0) for a, b in itertools.combinations(flats, 2))
+
+    def disjoint(self, a: Any, b: Any, ctx: _Ctx, depth: int) -> bool:
+        """A sufficient test: disjoint types, enum/const values, string contents (by automaton),
+        numeric ranges, or an object key one requires and the other forbids or constrains
+        disjointly (a discriminator, at any depth)."""
+        if a is False or b is False:
+            return True
+        if a is True or b is True or isinstance(a, _Opaque) or isinstance(b, _Opaque) or depth > 8:
+            return False
+        ta, tb = _type_set(a), _type_set(b)
+        common = ta & tb
+        if not common:
+            return True
+        va, vb = _value_set(a), _value_set(b)
+        if va is not None and vb is not None and not (va & vb):
+            return True
+        for x, y, vx in ((a, b, va), (b, a, vb)):
+            if vx is not None and all(json_type(v) not in _type_set(y) for v in _values(x)):
+                return True
+        if common <= {"string"} and va is None and vb is None:
+            try:
+                ca, cb = self.string_content(a, ctx), self.string_content(b, ctx)
+            except TetherError:
+                return False
+            if ca is None or cb is None:
+                return True
+            return self.live(Intersect((ca, cb))) is None
+        if common <= {"integer", "number"} and _ranges_apart(a, b):
+            return True
+        if common == {"object"}:
+            for x, y in ((a, b), (b, a)):
+                for key in x.get("required", []):
+                    if _forbids(y, key):
+                        return True
+            pa, pb = a.get("properties", {}), b.get("properties", {})
+            both = set(a.get("required", [])) & set(b.get("required", []))
+            for key in sorted(both & set(pa) & set(pb)):
+                fa = self.flatten(pa[key], _sub(ctx, f"/properties/{_escape(key)}"))
+                fb = self.flatten(pb[key], _sub(ctx, f"/properties/{_escape(key)}"))
+                if self.disjoint(fa, fb, ctx, depth + 1):
+                    return True
+        return False
+
+    def _plain(self, branch: Any, ctx: _Ctx) -> Any:
+        flat = self.flatten(branch, branch.ctx if isinstance(branch, _Located) else ctx)
+        return flat.schema if isinstance(flat, _Opaque) else flat
+
+    # ---- types -------------------------------------------------------------------------------
+
+    def types(self, s: dict, ctx: _Ctx) -> Any:
+        names = s.get("type")
+        allowed = list(TYPES) if names is None else [t for t in TYPES if t in names]
+        if "integer" in allowed and ("number" in allowed or s.get("x-fraction")):
+            allowed.remove("integer")  # inside "number", or excluded: x-fraction is "not an integer"
+        if "enum" in s or "const" in s:
+            return self.values(s, allowed, ctx)
+        parts = []
+        excluded = s.get("x-not-values")
+        for t in allowed:
+            part = getattr(self, "t_" + t)(s, ctx)
+            if excluded and part is not None and t != "string":
+                mine = [_chars(_scalar_text(v)) for v in excluded if json_type(v) == t or
+                        (t == "number" and json_type(v) == "integer")]
+                if mine:  # one text per number, so that excluding a value's text excludes the value
+                    canonical = [_CANONICAL_NUMBER] if t in ("integer", "number") else []
+                    part = self.live(Intersect((part, *canonical, Complement(Alternation(tuple(mine))))))
+            parts.append(part)
+        return self.alt(parts)
+
+    def values(self, s: dict, allowed: list[str], ctx: _Ctx) -> Any:
+        values = s.get("enum") if "enum" in s else None
+        if not isinstance(values, (list, type(None))):
+            raise InvalidSchema("enum must be a list", location=Location(pointer=ctx.pointer))
+        if "const" in s:
+            keys = None if values is None else {value_key(v) for v in values}
+            values = [s["const"]] if keys is None or value_key(s["const"]) in keys else []
+        kept, seen = [], set()
+        for v in values:
+            t = json_type(v)
+            if t in allowed or (t == "integer" and "number" in allowed):
+                k = value_key(v)
+                if k not in seen:
+                    seen.add(k)
+                    kept.append(v)
+        literal = self.alt([self.literal(v) for v in kept])
+        rest = {k: v for k, v in s.items() if k not in ("enum", "const", "type") and k not in ANNOTATIONS}
+        if not rest or literal is None:
+            return literal
+        present = sorted({json_type(v) for v in kept}, key=TYPES.index)
+        others = self.types({**{k: v for k, v in s.items() if k not in ("enum", "const")}, "type": present}, ctx)
+        if others is None:
+            return None
+        if _is_tree(others):
+            return self.live(Intersect((literal, others)))
+        self.unsupported("enum", "enum together with keywords on recursive values", ctx)
+        return literal
+
+    def literal(self, value: Any) -> RegexNode:
+        """The texts of one value in this layout (whitespace, key order)."""
+        if isinstance(value, dict):
+            members = [self.seq(literal_text(k), self.punct(":"), self.literal(v)) for k, v in value.items()]
+            if len(members) > 1 and self.options.property_order == "any":
+                body = self.any_order_tree([(m, True) for m in members], None, 0, None)
+            else:
+                body = self.join(members)
+            return self.seq(self.lit("{"), self.w(), body, self.w(), self.lit("}"))
+        if isinstance(value, list):
+            return self.seq(self.lit("["), self.w(), self.join([self.literal(v) for v in value]), self.w(),
+                            self.lit("]"))
+        return _chars(_scalar_text(value))
+
+    def join(self, parts: list[Any]) -> Any:
+        out: list[Any] = []
+        for i, p in enumerate(parts):
+            if i:
+                out.append(self.punct(","))
+            out.append(p)
+        return self.seq(*out) if out else EPS
+
+    def t_null(self, s: dict, ctx: _Ctx) -> Any:
+        return self.lit("null")
+
+    def t_boolean(self, s: dict, ctx: _Ctx) -> Any:
+        return Alternation((self.lit("true"), self.lit("false")))
+
+    def t_integer(self, s: dict, ctx: _Ctx) -> Any:
+        return self.numeric(s, ctx, integer=True)
+
+    def t_number(self, s: dict, ctx: _Ctx) -> Any:
+        if s.get("x-fraction"):
+            return self.numeric(s, ctx, integer=False, fraction=True)
+        return self.numeric(s, ctx, integer=False)
+
+    def numeric(self, s: dict, ctx: _Ctx, integer: bool, fraction: bool = False) -> Any:
+        lo = hi = None
+        lo_x = hi_x = False
+        for key, is_lo, exclusive in (("minimum", True, False), ("exclusiveMinimum", True, True),
+                                      ("maximum", False, False), ("exclusiveMaximum", False, True)):
+            if key not in s:
+                continue
+            value = s[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+                raise InvalidSchema(f"{key} must be a number, got {_show(value)}", location=Location(pointer=ctx.pointer))
+            d = _decimal(value)
+            if is_lo and (lo is None or d > lo or (d == lo and exclusive)):
+                lo, lo_x = d, exclusive
+            elif not is_lo and (hi is None or d < hi or (d == hi and exclusive)):
+                hi, hi_x = d, exclusive
+        digits = None
+        step = s.get("multipleOf")
+        if step is not None:
+            if isinstance(step, bool) or not isinstance(step, (int, float, Decimal)) or _decimal(step) <= 0:
+                raise InvalidSchema(f"multipleOf must be a positive number, got {_show(step)}",
+                                    location=Location(pointer=ctx.pointer))
+            m = _decimal(step)
+            exponent = m.normalize().as_tuple().exponent
+            if m == 1:
+                integer = True
+            elif m.normalize() == Decimal(1).scaleb(exponent) and exponent < 0 and not integer:
+                digits = -exponent  # multiples of 10^-k: at most k fraction digits
+            elif m == m.to_integral_value():  # only integers are multiples of an integer
+                return self.multiple_of_integer(int(m), lo, lo_x, hi, hi_x, ctx)
+            elif integer and (1 / m) == (1 / m).to_integral_value():
+                pass  # every integer is a multiple of 1/n
+            else:
+                self.unsupported("multipleOf", f"multipleOf {step} (only integers, and 10^-k for numbers)", ctx)
+        if integer:
+            ilo = None if lo is None else _ceil(lo) + (1 if lo_x and lo == _ceil(lo) else 0)
+            ihi = None if hi is None else _floor(hi) - (1 if hi_x and hi == _floor(hi) else 0)
+            if ilo is not None and ihi is not None and ilo > ihi:
+                return None
+            return integer_tree(ilo, ihi)
+        try:
+            tree = number_tree(lo, hi, exclusive_minimum=lo_x, exclusive_maximum=hi_x, max_fraction_digits=digits)
+        except ValueError:
+            return None
+        if fraction:
+            return Intersect((tree, _FRACTION_NUMBER))
+        return tree
+
+    def multiple_of_integer(self, m: int, lo, lo_x, hi, hi_x, ctx: _Ctx) -> Any:
+        ilo = None if lo is None else _ceil(lo) + (1 if lo_x and lo == _ceil(lo) else 0)
+        ihi = None if hi is None else _floor(hi) - (1 if hi_x and hi == _floor(hi) else 0)
+        if ilo is not None and ihi is not None and ilo > ihi:
+            return None
+        if ilo is not None and ihi is not None and (ihi - ilo) // m < 256:
+            first = -(-ilo // m) * m
+            return self.alt([_chars(str(v)) for v in range(first, ihi + 1, m)])
+        multiples = _multiples(m)
+        if multiples is None:
+            self.unsupported("multipleOf", f"multipleOf {m} (only products of powers of 2 and 5, or a "
+                             "range with few multiples)", ctx)
+            return integer_tree(ilo, ihi)
+        return Intersect((integer_tree(ilo, ihi), multiples))
+
+    def t_string(self, s: dict, ctx: _Ctx) -> Any:
+        content = self.string_content(s, ctx)
+        if content is None:
+            return None
+        return json_string(content)
+
+    def string_content(self, s: dict, ctx: _Ctx, *, canonical_only: bool = False) -> Any:
+        """The tree of the string *values* `s` allows (code points, before JSON escaping)."""
+        parts: list[RegexNode] = []
+        lo = s.get("minLength", 0)
+        hi = s.get("maxLength")
+        for key, v in (("minLength", lo), ("maxLength", hi)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v != int(v)):
+                raise InvalidSchema(f"{key} must be a non-negative integer, got {_show(v)}",
+                                    location=Location(pointer=ctx.pointer))
+        lo, hi = int(lo), None if hi is None else int(hi)
+        if hi is not None and hi < lo:
+            return None
+        length = Repeat(ANY_CHAR, lo, hi)
+        patterns = ([s["pattern"]] if "pattern" in s else []) + list(s.get("x-patterns", []))
+        for p in patterns:
+            tree = self.pattern(p, ctx)
+            if tree is not None:
+                parts.append(tree)
+        formats = ([s["format"]] if "format" in s else []) + list(s.get("x-formats", []))
+        for f in formats:
+            tree = self.format(f, ctx)
+            if tree is not None:
+                parts.append(tree)
+        for sub in s.get("x-not-strings", []):
+            inner = self.string_content(sub, ctx)
+            if inner is not None:
+                parts.append(Complement(inner))
+        values = s.get("x-not-values")
+        if values:
+            strings = [v for v in values if isinstance(v, str)]
+            if strings:
+                parts.append(Complement(Alternation(tuple(_codepoints(v) for v in strings))))
+        if lo or hi is not None or not parts:
+            parts.append(length)
+        return parts[0] if len(parts) == 1 else Intersect(tuple(parts))
+
+    def pattern(self, pattern: Any, ctx: _Ctx) -> RegexNode | None:
+        if not isinstance(pattern, str):
+            raise InvalidSchema(f"pattern must be a string, got {_show(pattern)}", location=Location(pointer=ctx.pointer))
+        try:
+            return search_tree(pattern, self.limits)
+        except (InvalidPattern, UnsupportedPattern) as e:
+            self.unsupported("pattern", f"{pattern!r}: {e.reason}", _sub(ctx, "/pattern"))
+            return None
+
+    def format(self, name: Any, ctx: _Ctx) -> RegexNode | None:
+        if not isinstance(name, str):
+            raise InvalidSchema(f"format must be a string, got {_show(name)}", location=Location(pointer=ctx.pointer))
+        try:
+            return format_tree(name)
+        except KeyError:
+            if name in _KNOWN_FORMATS:
+                self.unsupported("format", f"format {name!r} is not supported", _sub(ctx, "/format"))
+            # Formats JSON Schema does not define are annotations: validators accept any string.
+            return None
+
+    # ---- arrays ------------------------------------------------------------------------------
+
+    def t_array(self, s: dict, ctx: _Ctx) -> Any:
+        lo, hi = _count(s, "minItems", ctx), _count(s, "maxItems", ctx, None)
+        if "contains" in s:
+            contains = self.contains(s, lo, hi, ctx)
+            if contains is not _NOT_HANDLED:
+                return contains
+        prefix = s.get("prefixItems", [])
+        if not isinstance(prefix, list):
+            raise InvalidSchema("prefixItems must be a list", location=Location(pointer=ctx.pointer))
+        items = s.get("items", True)
+        positions = [self.node(p, _sub(ctx, f"/prefixItems/{i}")) for i, p in enumerate(prefix)]
+        rest = self.node(items, _sub(ctx, "/items")) if items is not True else self.any_value()
+        if s.get("uniqueItems") is True:
+            unique = self.unique_items(s, positions, rest, items, lo, hi, ctx)
+            if unique is not _NOT_HANDLED:
+                return unique
+        body = self.array_body(positions, rest, lo, hi)
+        if body is None:
+            return None
+        return self.seq(self.lit("["), self.w(), body, self.w(), self.lit("]"))
+
+    def array_body(self, positions: list[Any], rest: Any, lo: int, hi: int | None) -> Any:
+        """Elements: `positions` first (each may be the last), then any number of `rest`."""
+        k = len(positions)
+        comma = self.punct(",")
+        tail_lo = max(0, lo - k)
+        tail_hi = None if hi is None else hi - k
+        if tail_hi is not None and tail_hi < 0:
+            positions, k = positions[:hi], hi
+            tail_lo, tail_hi = 0, 0
+        # after[i]: what may follow once elements 0..i-1 are written (i >= 1)
+        after = self.rep(self.seq(comma, rest), tail_lo, tail_hi) if rest is not None else (EPS if tail_lo == 0 else None)
+        if k == 0:
+            if rest is None:
+                return EPS if lo == 0 else None
+            if tail_hi == 0:
+                return EPS if lo == 0 else None
+            first = self.seq(rest, self.rep(self.seq(comma, rest), max(0, tail_lo - 1),
+                                            None if tail_hi is None else tail_hi - 1))
+            return first if lo > 0 else self.opt(first)
+        for i in range(k - 1, 0, -1):
+            step = self.seq(comma, positions[i], after)
+            after = step if i < lo else self.alt([step, EPS]) if step is not None else EPS
+        first = self.seq(positions[0], after)
+        return first if lo > 0 else self.alt([first, EPS]) if first is not None else EPS
+
+    def contains(self, s: dict, lo: int, hi: int | None, ctx: _Ctx) -> Any:
+        """Arrays with at least `minContains` elements matching `contains`: the element lists,
+        intersected with "m matching elements somewhere in the list" (exact: a list splits into
+        elements in one way only). `maxContains` would need a complement of texts: unsupported."""
+        if s["contains"] is True and s.get("maxContains") is None:
+            s = {k: v for k, v in s.items() if k not in ("contains", "minContains")}
+            s["minItems"] = max(lo, _count(s, "minContains", ctx, 1) if "minContains" in s else 1)
+            return self.t_array(s, ctx)
+        if s.get("maxContains") is not None:
+            self.unsupported("maxContains", "maxContains is not supported", ctx)
+            return _NOT_HANDLED
+        need = _count(s, "minContains", ctx, 1)
+        if need == 0:
+            return self.t_array({k: v for k, v in s.items() if k not in ("contains", "minContains")}, ctx)
+        if s.get("prefixItems"):
+            self.unsupported("contains", "contains together with prefixItems", ctx)
+            return _NOT_HANDLED
+        items = s.get("items", True)
+        element = self.node(items, _sub(ctx, "/items")) if items is not True else self.any_value()
+        # A matching element is an item too: one schema for both, merged.
+        both = self.flatten({"allOf": [_Located(items, _sub(ctx, "/items")),
+                                       _Located(s["contains"], _sub(ctx, "/contains"))]}, ctx)
+        match = self.flat_or_bool(both, _sub(ctx, "/contains"))
+        if match is None or element is None:
+            return None
+        if not (_is_tree(element) and _is_tree(match)):
+            self.unsupported("contains", "contains over recursive items", ctx)
+            return _NOT_HANDLED
+        comma = self.punct(",")
+        any_items = Repeat(self.seq(comma, element), 0, None)
+        # [E ,]* M ( (, E)* , M ){need-1} (, E)*
+        lead = Repeat(self.seq(element, comma), 0, None)
+        again = Concat((any_items, comma, match))
+        counted = Concat((lead, match, Repeat(again, need - 1, need - 1), any_items))
+        base = self.array_body([], element, max(lo, need), hi)
+        if base is None:
+            return None
+        body = self.live(Intersect((base, counted)))
+        return self.seq(self.lit("["), self.w(), body, self.w(), self.lit("]"))
+
+    def unique_items(self, s, positions, rest, items, lo, hi, ctx) -> Any:
+        """uniqueItems over a finite domain of scalars (an enum, booleans, null): the arrays are
+        the distinct values in any order, so they are spelled out; other domains are unsupported."""
+        domain = self.finite_domain(items, ctx) if not positions else None
+        if domain is None:
+            self.unsupported("uniqueItems", "uniqueItems over items that are not a small finite set of scalars", ctx)
+            return _NOT_HANDLED
+        texts = [_chars(_scalar_text(v)) for v in domain]
+        hi = len(texts) if hi is None else min(hi, len(texts))
+        if lo > hi:
+            return None
+        members = [(t, False) for t in texts]
+        body = self.any_order_tree(members, None, lo, hi)
+        return self.seq(self.lit("["), self.w(), body, self.w(), self.lit("]"))
+
+    def finite_domain(self, items: Any, ctx: _Ctx) -> list | None:
+        flat = self.flatten(items, _sub(ctx, "/items"))
+        if not isinstance(flat, dict):
+            return None
+        keys = {k for k in flat if k not in ANNOTATIONS}
+        if "enum" in flat or "const" in flat:
+            if keys - {"enum", "const", "type"}:
+                return None
+            values = flat.get("enum", [flat.get("const")]) if "enum" in flat else [flat["const"]]
+            types = flat.get("type")
+            out, seen = [], set()
+            for v in values:
+                if isinstance(v, (list, dict)):
+                    return None
+                t = json_type(v)
+                if types is not None and not (t in types or (t == "integer" and "number" in types)):
+                    continue
+                if value_key(v) not in seen:
+                    seen.add(value_key(v))
+                    out.append(v)
+            return out if len(out) <= 12 else None
+        if keys == {"type"} and set(flat["type"]) <= {"boolean", "null"}:
+            return ([True, False] if "boolean" in flat["type"] else []) + ([None] if "null" in flat["type"] else [])
+        return None
+
+    # ---- objects -----------------------------------------------------------------------------
+
+    def t_object(self, s: dict, ctx: _Ctx) -> Any:
+        props = s.get("properties", {})
+        if not isinstance(props, dict):
+            raise InvalidSchema("properties must be an object", location=Location(pointer=ctx.pointer))
+        required = s.get("required", [])
+        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+            raise InvalidSchema("required must be a list of strings", location=Location(pointer=ctx.pointer))
+        patterns = s.get("patternProperties", {})
+        extra = s.get("additionalProperties", True)
+        names = s.get("propertyNames")
+        names_tree = None
+        if names is not None and names is not True:
+            names_flat = self.flatten(names, _sub(ctx, "/propertyNames"))
+            if names_flat is False:
+                names_tree = None
+                if required:
+                    return None
+                return self.seq(self.lit("{"), self.w(), self.lit("}"))
+            if isinstance(names_flat, _Opaque):
+                self.unsupported("propertyNames", "a recursive schema", ctx)
+            else:
+                names_tree = self.key_content(names_flat, _sub(ctx, "/propertyNames"))
+        lo, hi = _count(s, "minProperties", ctx), _count(s, "maxProperties", ctx, None)
+        members: list[tuple[Any, bool]] = []
+        declared = list(dict.fromkeys([*props, *required]))
+        for key in declared:
+            value_schema = props.get(key)
+            hits = [(p, sub) for p, sub in patterns.items() if _search(p, key)]
+            sub_ctx = _sub(ctx, f"/properties/{_escape(key)}")
+            if value_schema is None:
+                value_schema = extra if not hits else None
+            parts = ([] if value_schema is None else [value_schema]) + [sub for _, sub in hits]
+            if len(parts) == 1:
+                value = self.node(parts[0], sub_ctx)
+            else:
+                value = self.flat({"allOf": parts}, sub_ctx)
+            key_text = literal_text(key)
+            if names_tree is not None:
+                key_text = self.live(Intersect((key_text, json_string(names_tree, canonical=True))))
+            member = self.seq(key_text, self.punct(":"), value) if value is not None else None
+            if member is None:
+                if key in required:
+                    return None
+                continue
+            members.append((member, key in required))
+        extras = self.extra_members(declared, patterns, extra, names_tree, ctx)
+        if self.options.property_order == "any" and len(members) + (extras is not None) > 1:
+            body = self.any_order(members, extras, lo, hi)
+        else:
+            body = self.declared_order(members, extras, lo, hi)
+        if body is None:
+            return None
+        return self.seq(self.lit("{"), self.w(), body, self.w(), self.lit("}"))
+
+    def key_content(self, flat: Any, ctx: _Ctx) -> RegexNode | None:
+        """The key strings (values, not texts) a `propertyNames` schema allows."""
+        if flat is True:
+            return None
+        other = [k for k in flat if k not in ANNOTATIONS and k not in _STRING_KEYWORDS]
+        if other:
+            self.unsupported("propertyNames", f"propertyNames with {other[0]!r}", ctx)
+            return None
+        if "type" in flat and "string" not in flat["type"]:
+            return Alternation(())
+        content = self.string_content(flat, ctx)
+        if "enum" in flat or "const" in flat:
+            values = flat.get("enum", []) if "enum" in flat else [flat["const"]]
+            if "const" in flat and "enum" in flat:
+                values = [v for v in values if value_key(v) == value_key(flat["const"])]
+            listed = Alternation(tuple(_codepoints(v) for v in values if isinstance(v, str)))
+            content = listed if content is None else Intersect((listed, content))
+        return Alternation(()) if content is None else content
+
+    def extra_members(self, declared: list[str], patterns: dict, extra: Any, names_tree, ctx: _Ctx) -> Any:
+        """One member whose key is none of the declared ones: by patternProperties, then
+        additionalProperties (generated only when described, or when the option allows)."""
+        if not isinstance(patterns, dict):
+            raise InvalidSchema("patternProperties must be an object", location=Location(pointer=ctx.pointer))
+        pattern_list = list(patterns.items())
+        if len(pattern_list) > _MAX_PATTERN_REGIONS:
+            self.unsupported("patternProperties", f"more than {_MAX_PATTERN_REGIONS} patterns", ctx)
+            pattern_list = pattern_list[:_MAX_PATTERN_REGIONS]
+        trees = [(self.pattern(p, _sub(ctx, f"/patternProperties/{_escape(p)}")), p, sub) for p, sub in pattern_list]
+        trees = [t for t in trees if t[0] is not None]
+        not_declared = _none_of(declared) if declared else None
+        options = []
+        for mask in range(1, 1 << len(trees)):
+            inside = [t for i, t in enumerate(trees) if mask >> i & 1]
+            outside = [t for i, t in enumerate(trees) if not mask >> i & 1]
+            key = [t[0] for t in inside] + [Complement(t[0]) for t in outside]
+            sub_ctx = _sub(ctx, f"/patternProperties/{_escape(inside[0][1])}")
+            value = self.node(inside[0][2], sub_ctx) if len(inside) == 1 else \
+                self.flat({"allOf": [t[2] for t in inside]}, sub_ctx)
+            options.append(self.extra_member(key, not_declared, names_tree, value))
+        if extra is not False and (extra is not True or self.options.additional_properties == "allow"):
+            key = [Complement(t[0]) for t in trees]
+            value = self.any_value() if extra is True else self.node(extra, _sub(ctx, "/additionalProperties"))
+            options.append(self.extra_member(key, not_declared, names_tree, value))
+        return self.alt(options)
+
+    def extra_member(self, key_parts: list, not_declared, names_tree, value) -> Any:
+        if value is None:
+            return None
+        parts = list(key_parts) + ([not_declared] if not_declared is not None else [])
+        content = parts[0] if len(parts) == 1 else Intersect(tuple(parts)) if parts else Repeat(ANY_CHAR, 0, None)
+        key = json_string(content, canonical=True)
+        if names_tree is not None:
+            key = Intersect((key, json_string(names_tree, canonical=True)))
+        if key_parts or names_tree is not None:
+            key = self.live(key)  # patterns and propertyNames may leave no key at all
+        return self.seq(key, self.punct(":"), value)
+
+    def declared_order(self, members: list[tuple[Any, bool]], extras: Any, lo: int, hi: int | None) -> Any:
+        """Members in declared order, each optional unless required, then any extras; `c` counts
+        the members written so far, capped where the bounds stop telling counts apart."""
+        n = len(members)
+        cap = max(lo, (hi + 1) if hi is not None else 1, 1)
+        comma = self.punct(",")
+        memo: dict[tuple[int, int], Any] = {}
+        for i in range(n, -1, -1):
+            for c in range(min(i, cap), -1, -1):
+                if hi is not None and c > hi:
+                    memo[i, c] = None
+                    continue
+                sep = comma if c else EPS
+                if i == n:
+                    need = max(0, lo - c)
+                    room = None if hi is None else hi - c
+                    if extras is None or room == 0:
+                        memo[i, c] = EPS if need == 0 else None
+                    elif c == 0:
+                        more = self.seq(extras, self.rep(self.seq(comma, extras), max(0, need - 1),
+                                                         None if room is None else room - 1))
+                        memo[i, c] = more if need else self.opt(more)
+                    else:
+                        memo[i, c] = self.rep(self.seq(comma, extras), need, room)
+                    continue
+                member, required = members[i]
+                take = self.seq(sep, member, memo[i + 1, min(c + 1, cap)])
+                part = take if required else self.alt([take, memo[i + 1, c]])
+                memo[i, c] = self.shared(part)
+        return memo[0, 0]
+
+    def shared(self, part: Any) -> Any:
+        """An IR expression used from several places becomes a rule (the rule builder copies
+        expressions; trees are shared by the term store)."""
+        if part is None or _is_tree(part) or isinstance(part, (RuleRef, TerminalRef)):
+            return part
+        name = f"r{len(self.rules)}"
+        self.rules[name] = Rule(name, part)
+        return RuleRef(name)
+
+    def any_order(self, members: list[tuple[Any, bool]], extras: Any, lo: int, hi: int | None) -> Any:
+        parts = [m for m, _ in members] + ([extras] if extras is not None else [])
+        if all(_is_tree(p) for p in parts):
+            return self.any_order_tree(members, extras, lo, hi)
+        if len(members) <= _MAX_ANY_ORDER_RECURSIVE:
+            return self.any_order_rules(members, extras, lo, hi)
+        warnings.warn(f"property_order='any': {len(members)} properties with recursive values are kept in "
+                      f"declared order (any order is spelled out up to {_MAX_ANY_ORDER_RECURSIVE})", stacklevel=2)
+        return self.declared_order(members, extras, lo, hi)
+
+    def any_order_tree(self, members: list[tuple[Any, bool]], extras: Any, lo: int, hi: int | None) -> Any:
+        """Members in any order, each declared one at most once, required ones present: the comma
+        lists of members, intersected with one "at most once" (or "exactly once") list per
+        member. A JSON object's text splits into members in one way only, so this is exact."""
+        comma = self.punct(",")
+        every = [m for m, _ in members] + ([extras] if extras is not None else [])
+        x = self.alt(every)
+
+        def listing(item: Any) -> Any:
+            return self.seq(item, Repeat(self.seq(comma, item), 0, None))
+
+        need = max(lo, 1 if any(r for _, r in members) else 0)
+        count_hi = None if hi is None else hi - 1
+        if hi == 0:
+            return EPS if need == 0 else None
+        base = self.seq(x, self.rep(self.seq(comma, x), max(0, need - 1), count_hi))
+        constraints = [base]
+        for i, (m, required) in enumerate(members):
+            others = [p for j, p in enumerate(every) if j != i]
+            y = self.alt(others)
+            around = self.seq(self.opt(self.seq(listing(y), comma)) if y is not None else EPS, m,
+                              self.opt(self.seq(comma, listing(y))) if y is not None else EPS)
+            if required:
+                constraints.append(around)
+            else:
+                constraints.append(Alternation((around, listing(y))) if y is not None else around)
+        body = constraints[0] if len(constraints) == 1 else Intersect(tuple(constraints))
+        return body if need else Alternation((body, EPS))
+
+    def any_order_rules(self, members: list[tuple[Any, bool]], extras: Any, lo: int, hi: int | None) -> Any:
+        """Any order for members with recursive values: one rule per set of members written."""
+        n = len(members)
+        comma = self.punct(",")
+        required = sum(1 << i for i, (_, r) in enumerate(members) if r)
+        memo: dict[tuple[int, bool], Any] = {}
+
+        def rest(used: int, first: bool) -> Any:
+            key = (used, first)
+            if key in memo:
+                return memo[key]
+            count = bin(used).count("1")
+            options = []
+            if used & required == required and count >= lo:
+                options.append(EPS)
+            if hi is None or count < hi:
+                sep = EPS if first else comma
+                for i in range(n):
+                    if not used >> i & 1:
+                        options.append(self.seq(sep, members[i][0], rest(used | 1 << i, False)))
+                if extras is not None:
+                    more = self.rep(self.seq(comma, extras), 0, None if hi is None else hi - count - 1)
+                    tail = self.seq(sep, extras, more)
+                    if used & required == required and count + 1 >= lo:
+                        options.append(tail)
+            memo[key] = self.shared(self.alt(options))
+            return memo[key]
+
+        return rest(0, True)
+
+    # ---- any value ---------------------------------------------------------------------------
+
+    def any_value(self) -> Any:
+        """Every JSON value (a recursive rule, shared). Its objects have no members unless
+        additional_properties="allow": their properties are not described."""
+        if self._any is None:
+            self._any = RuleRef("json_value")
+            string = json_string(Repeat(ANY_CHAR, 0, None))
+            number = number_tree(None, None)
+            scalar = Alternation((string, number, self.lit("true"), self.lit("false"), self.lit("null")))
+            comma = self.punct(",")
+            member = self.seq(string, self.punct(":"), self._any)
+            members = self.opt(self.seq(member, self.rep(self.seq(comma, member), 0, None))) \
+                if self.options.additional_properties == "allow" else EPS
+            obj = self.seq(self.lit("{"), self.w(), members, self.w(), self.lit("}"))
+            arr = self.seq(self.lit("["), self.w(), self.opt(self.seq(self._any, self.rep(self.seq(comma, self._any), 0, None))),
+                           self.w(), self.lit("]"))
+            self.rules["json_value"] = Rule("json_value", self.expr(self.alt([obj, arr, scalar])))
+        return self._any
+
+
+@dataclass
+class _Located:
+    """A subschema with the context (base URI, pointer, draft) it is read in."""
+
+    schema: Any
+    ctx: _Ctx
+
+
+@dataclass
+class _Opaque:
+    """A schema in progress (recursion): it is referenced, never merged."""
+
+    schema: Any
+    ctx: _Ctx
+
+
+_NOT_HANDLED = object()
+_KNOWN_FORMATS = frozenset(("date", "time", "date-time", "duration", "email", "idn-email", "hostname",
+                            "idn-hostname", "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference",
+                            "uuid", "uri-template", "json-pointer", "relative-json-pointer", "regex"))
+_FRACTION_NUMBER = parse_regex(r"-?(0|[1-9][0-9]*)\.[0-9]*[1-9]")
+_CANONICAL_NUMBER = parse_regex(r"0|-?[1-9][0-9]*|-?(0|[1-9][0-9]*)\.[0-9]*[1-9]")
+_STRING_KEYWORDS = frozenset(("type", "enum", "const", "minLength", "maxLength", "pattern", "format",
+                              "x-patterns", "x-formats", "x-not-strings", "x-not-values"))
+
+
+def _multiples(m: int) -> RegexNode | None:
+    """Canonical integers divisible by m = 2^a 5^b: their last k = max(a, b) digits decide, so
+    the tree is "any digits, then one of the 10^k / m suffixes". Other m have no small tree."""
+    k, rest = 0, m
+    for p in (2, 5):
+        e = 0
+        while rest % p == 0:
+            rest //= p
+            e += 1
+        k = max(k, e)
+    if rest != 1 or 10 ** k // m > 1000:
+        return None
+    suffixes = [f"{v:0{k}d}" for v in range(0, 10 ** k, m)]
+    digits = Chars(((0x30, 0x39),))
+    long = Concat((Chars(((0x31, 0x39),)), Repeat(digits, 0, None),
+                   Alternation(tuple(_chars(x) for x in suffixes))))
+    short = [_chars(str(v)) for v in range(m, 10 ** k, m)]
+    unsigned = Alternation((long, *short))
+    return Alternation((_chars("0"), unsigned, Concat((_chars("-"), unsigned))))
+
+
+def search_tree(pattern: str, limits: Limits = DEFAULT_LIMITS) -> RegexNode:
+    """The strings in which `pattern` finds a match (`re.search`), as a tree without anchors.
+
+        >>> search_tree("^ab")      # ab.*
+        >>> search_tree("b$")       # .*b, and .*b followed by one final newline
+
+    `^` / `\\A` leading, and `$` / `\\Z` trailing, a top-level alternative anchor it; an anchor
+    anywhere else raises `UnsupportedPattern`.
+    """
+    tree = parse_regex(f"(?:{pattern})")
+    options = tree.options if isinstance(tree, Alternation) else (tree,)
+    anything = Repeat(ANY_CHAR, 0, None)
+    out = []
+    for option in options:
+        parts = list(option.parts) if isinstance(option, Concat) else [option]
+        while len(parts) == 1 and isinstance(parts[0], Concat):
+            parts = list(parts[0].parts)
+        head = [anything]
+        tail = [anything]
+        if parts and isinstance(parts[0], Assert) and parts[0].kind == "start":
+            head = []
+            parts = parts[1:]
+        if parts and isinstance(parts[-1], Assert) and parts[-1].kind in ("end", "end_or_final_newline"):
+            tail = [Repeat(Chars(((10, 10),)), 0, 1)] if parts[-1].kind == "end_or_final_newline" else []
+            parts = parts[:-1]
+        core = Concat(tuple(parts))
+        if _has_assert(core):
+            raise UnsupportedPattern(pattern, 0, "an anchor inside the pattern (only at its ends)")
+        out.append(Concat((*head, core, *tail)))
+    return out[0] if len(out) == 1 else Alternation(tuple(out))
+
+
+def _has_assert(tree: RegexNode) -> bool:
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, Assert):
+            return True
+        if isinstance(node, Concat):
+            todo.extend(node.parts)
+        elif isinstance(node, Alternation):
+            todo.extend(node.options)
+        elif isinstance(node, Repeat):
+            todo.append(node.node)
+    return False
+
+
+def _forbids(s: dict, key: str) -> bool:
+    """Whether an object valid for `s` can never have `key`."""
+    props = s.get("properties", {})
+    if key in props:
+        return props[key] is False
+    if any(_search(p, key) for p in s.get("patternProperties", {})):
+        return False
+    return s.get("additionalProperties", True) is False
+
+
+def _ranges_apart(a: dict, b: dict) -> bool:
+    def bounds(s: dict):
+        lo = max([(_decimal(s[k]), k == "exclusiveMinimum") for k in ("minimum", "exclusiveMinimum") if k in s],
+                 default=None)
+        hi = min([(_decimal(s[k]), k != "exclusiveMaximum") for k in ("maximum", "exclusiveMaximum") if k in s],
+                 default=None)
+        return lo, hi
+    (la, ha), (lb, hb) = bounds(a), bounds(b)
+    for lo, hi in ((la, hb), (lb, ha)):
+        if lo is not None and hi is not None:
+            # apart when every value above lo is above hi: lo > hi, or equal with an exclusive side
+            if lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or not hi[1])):
+                return True
+    return False
+
+
+def _type_set(s: dict) -> set[str]:
+    t = s.get("type")
+    if t is None:
+        return set(TYPES)
+    out = set(t)
+    if "number" in out:
+        out.add("integer")
+    return out
+
+
+def _values(s: dict) -> list:
+    if "const" in s:
+        return [s["const"]]
+    return list(s.get("enum", []))
+
+
+def _value_set(s: dict) -> set | None:
+    if "const" not in s and "enum" not in s:
+        return None
+    return {value_key(v) for v in _values(s)}
+
+
+def _count(s: dict, key: str, ctx: _Ctx, default: int | None = 0) -> int | None:
+    v = s.get(key, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v != int(v):
+        raise InvalidSchema(f"{key} must be a non-negative integer, got {_show(v)}", location=Location(pointer=ctx.pointer))
+    return int(v)
+
+
+def _search(pattern: str, key: str) -> bool:
+    try:
+        return re.search(pattern, key) is not None
+    except re.error:
+        return False
+
+
+def _none_of(words: list[str]) -> RegexNode:
+    """Every string except `words`, as a plain tree (no complement: its automaton needs no search).
+
+    From the trie of the words: at each node, stop (unless a word ends there), or leave the trie
+    with a character no word continues with and then anything, or follow a child."""
+    trie: dict = {}
+    for w in words:
+        node = trie
+        for c in w:
+            if 0xD800 <= ord(c) <= 0xDFFF:
+                continue
+            node = node.setdefault(c, {})
+        node[None] = True
+    anything = Repeat(ANY_CHAR, 0, None)
+    # Post-order without recursion: a node's tree needs its children's trees.
+    done: dict[int, RegexNode] = {}
+    todo: list[tuple[dict, bool]] = [(trie, False)]
+    while todo:
+        node, ready = todo.pop()
+        children = [(c, n) for c, n in node.items() if c is not None]
+        if not ready:
+            todo.append((node, True))
+            todo.extend((n, False) for _, n in children)
+            continue
+        options: list[RegexNode] = [] if None in node else [Concat(())]
+        used = tuple((ord(c), ord(c)) for c, _ in sorted(children))
+        others = _remove(ANY_CHAR.intervals, used)
+        if others:
+            options.append(Concat((Chars(others), anything)))
+        for c, n in children:
+            options.append(Concat((Chars(((ord(c), ord(c)),)), done[id(n)])))
+        done[id(node)] = options[0] if len(options) == 1 else Alternation(tuple(options))
+    return done[id(trie)]
+
+
+def _remove(intervals: tuple, points: tuple) -> tuple:
+    out = []
+    for lo, hi in intervals:
+        for p, _ in points:
+            if lo <= p <= hi:
+                if lo < p:
+                    out.append((lo, p - 1))
+                lo = p + 1
+        if lo <= hi:
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def _codepoints(text: str) -> RegexNode:
+    return Concat(tuple(Chars(((ord(c), ord(c)),)) for c in text if not 0xD800 <= ord(c) <= 0xDFFF))
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise InvalidSchema(f"{value!r} is not a number") from None
+
+
+def _ceil(d: Decimal) -> int:
+    return int(d.to_integral_value(rounding="ROUND_CEILING"))
+
+
+def _floor(d: Decimal) -> int:
+    return int(d.to_integral_value(rounding="ROUND_FLOOR"))
+
+
+def _sub(ctx: _Ctx, suffix: str) -> _Ctx:
+    return _Ctx(ctx.base, ctx.pointer + suffix, ctx.draft)
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _pointer_of(ref: str) -> str:
+    return ref.split("#", 1)[1] if "#" in ref else ""
+
+
+def _short(pointer: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", pointer.rsplit("/", 1)[-1])[:24]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def schema_to_ir(schema: Any, options: Options | None = None, *, resources: dict | None = None,
+                 limits: Limits | None = None) -> tuple[GrammarIR, list[str]]:
+    """The grammar IR of a JSON Schema, and the keywords dropped (only with ``lenient=True``)."""
+    options = options or Options()
+    compiler = _Compiler(schema, options, resources, limits or DEFAULT_LIMITS)
+    try:
+        part = compiler.compile_root()
+    except RecursionError:
+        raise ConstraintTooLarge("compiling the JSON Schema: nesting depth", 0, 0,
+                                 hint="the schema nests too deep to compile") from None
+    if part is None:
+        from ...errors import EmptyLanguage
+
+        raise EmptyLanguage("no JSON value satisfies the schema", source=_show(schema))
+    if compiler.ws is not None:
+        part = compiler.seq(compiler.ws, part, compiler.ws)
+    compiler.rules["start"] = Rule("start", compiler.expr(part))
+    ir = GrammarIR(compiler.rules, compiler.terminals, "start", source=_show(schema)[:200], name="json_schema")
+    return ir, compiler.dropped
