@@ -247,9 +247,11 @@ class LazyDFA:
             deadline = deadline or self.limits.deadline("deciding which automaton states are live")
             flags = self.terms.flags
             parent, stack = {s: -1}, [s]  # parent: the state each was found from, to mark a path live
+            shortest = self.terms.min_bytes
             while stack:
                 u = stack.pop()
                 row = self.table[u] if self.table[u, 0] != UNEXPANDED else self._raw_row(u, deadline)
+                found = []
                 for t in np.unique(row).tolist():
                     if t < 0 or t in parent or self._live.get(t) is False:
                         continue
@@ -260,7 +262,11 @@ class LazyDFA:
                             u = parent[u]
                         return True
                     parent[t] = u
-                    stack.append(t)
+                    found.append(t)
+                # Depth first along the shortest way to an end: a live state's search then follows
+                # about one path (the quickest way to close an object), not every long string.
+                found.sort(key=lambda t: -shortest[self._state_term[t]])
+                stack.extend(found)
             for u in parent:  # none of them reaches acceptance
                 self._live[u] = False
             return False

@@ -3,6 +3,7 @@
     $ tether demo                                   # constrained generation on the embedded model
     $ tether generate "Pick a year" --regex "(19|20)[0-9]{2}" --sampler beam
     $ tether generate "A JSON list of primes" --gbnf json.gbnf --sampler smc
+    $ tether generate "A user record" --schema user.schema.json --whitespace flexible
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import time
 
 __all__ = ["main"]
 
-PERSON = (r'\{"name": "[A-Z][a-z]{1,12}( [A-Z][a-z]{1,12})?", "age": [1-9][0-9]?, '
-          r'"email": "[a-z][a-z0-9.]{0,15}@[a-z]{2,12}\.(com|org|net)"\}')
+PERSON = {"type": "object", "properties": {
+    "name": {"type": "string", "pattern": "^[A-Z][a-z]+( [A-Z][a-z]+)?$", "maxLength": 30},
+    "age": {"type": "integer", "minimum": 1, "maximum": 99},
+    "email": {"type": "string", "format": "email", "maxLength": 40}},
+    "required": ["name", "age", "email"]}
 
 DEMOS = [
-    ("What year did people first walk on the Moon? Answer with the year only.", r"(19|20)[0-9]{2}", None),
-    ("Is the Pacific the largest ocean on Earth? Answer yes or no.", r"(yes|no)", None),
-    ("Describe a fictional person as JSON with the keys name, age and email.", PERSON, json.loads),
+    ("What year did people first walk on the Moon? Answer with the year only.", "regex", r"(19|20)[0-9]{2}"),
+    ("Is the Pacific the largest ocean on Earth? Answer yes or no.", "regex", r"(yes|no)"),
+    ("Describe a fictional person as JSON with the keys name, age and email.", "schema", PERSON),
 ]
 
 
@@ -56,11 +60,12 @@ def demo(args: argparse.Namespace) -> int:
     lm = default(progress=True)
     sampler = _sampler(args)
     failures = 0
-    for prompt, pattern, parse in DEMOS:
+    for prompt, kind, spec in DEMOS:
         start = time.perf_counter()
-        gen = tether.generate(lm, prompt, tether.regex(pattern, parse=parse), sampler=sampler,
-                              max_tokens=args.max_tokens)
-        _show(prompt, pattern, gen, time.perf_counter() - start)
+        constraint = tether.regex(spec) if kind == "regex" else tether.json_schema(spec)
+        gen = tether.generate(lm, prompt, constraint, sampler=sampler, max_tokens=args.max_tokens)
+        shown = spec if kind == "regex" else json.dumps(spec)
+        _show(prompt, shown, gen, time.perf_counter() - start, kind)
         failures += not gen.ok
     return 1 if failures else 0
 
@@ -71,6 +76,12 @@ def generate(args: argparse.Namespace) -> int:
 
     if args.regex is not None:
         spec, kind, shown = tether.regex(args.regex), "regex", args.regex
+    elif args.schema is not None:
+        with open(args.schema, encoding="utf-8") as f:
+            text = f.read()
+        spec = tether.json_schema(text, whitespace=args.whitespace,
+                                  property_order="any" if args.any_order else "declared")
+        kind, shown = "schema", args.schema
     else:
         path = args.lark or args.gbnf
         with open(path, encoding="utf-8") as f:
@@ -103,13 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     sampling_options(p_demo)
     p_demo.set_defaults(run=demo)
 
-    p_gen = sub.add_parser("generate", help="answer a prompt under a regex or grammar constraint")
+    p_gen = sub.add_parser("generate", help="answer a prompt under a regex, grammar or JSON Schema")
     p_gen.add_argument("prompt")
     spec = p_gen.add_mutually_exclusive_group(required=True)
     spec.add_argument("--regex", help="a Python re pattern the whole answer must match")
     spec.add_argument("--lark", metavar="FILE", help="a Lark grammar file")
     spec.add_argument("--gbnf", metavar="FILE", help="a llama.cpp GBNF grammar file")
+    spec.add_argument("--schema", metavar="FILE", help="a JSON Schema file: the answer is an instance")
     p_gen.add_argument("--start", help="the start rule (default: start for Lark, root for GBNF)")
+    p_gen.add_argument("--whitespace", choices=["compact", "flexible"], default="compact",
+                       help="JSON layout for --schema (flexible: bounded whitespace between tokens)")
+    p_gen.add_argument("--any-order", action="store_true", help="for --schema: properties in any order")
     sampling_options(p_gen)
     p_gen.set_defaults(run=generate)
 

@@ -55,7 +55,7 @@ _ASSERTIONS = frozenset((
     "minLength", "maxLength", "pattern", "format", "items", "prefixItems", "minItems", "maxItems",
     "uniqueItems", "contains", "minContains", "maxContains", "properties", "required", "additionalProperties",
     "patternProperties", "propertyNames", "minProperties", "maxProperties", "allOf", "anyOf", "oneOf", "not",
-    "$ref", "x-patterns", "x-formats", "x-anyOf", "x-oneOf", "x-not-strings", "x-not-values", "x-fraction",
+    "$ref", "x-patterns", "x-formats", "x-anyOf", "x-not", "x-oneOf", "x-not-strings", "x-not-values", "x-fraction",
 ))
 _UNSUPPORTED = {
     "$dynamicRef": "dynamic references", "$recursiveRef": "recursive references (2019-09)",
@@ -353,9 +353,12 @@ class _Compiler:
                 rest[plural] = [*rest.get(plural, []), [_Located(b, _sub(ctx, f"/{key}/{i}"))
                                                         for i, b in enumerate(branches)]]
                 return self.flat(rest, ctx)
-        if "not" in s:
-            rest = {k: v for k, v in s.items() if k != "not"}
-            inner = self.flatten(s["not"], _sub(ctx, "/not"))
+        if "not" in s or s.get("x-not"):
+            nots = ([s["not"]] if "not" in s else []) + list(s.get("x-not", []))
+            rest = {k: v for k, v in s.items() if k not in ("not", "x-not")}
+            if nots[1:]:
+                rest["x-not"] = nots[1:]
+            inner = self.flatten(nots[0], _sub(ctx, "/not"))
             if isinstance(inner, _Opaque):
                 self.unsupported("not", "not of a recursive schema", ctx)
                 return self.flat(rest, ctx)
@@ -1067,10 +1070,17 @@ class _Compiler:
         required = sum(1 << i for i, (_, r) in enumerate(members) if r)
         memo: dict[tuple[int, bool], Any] = {}
 
+        loops = extras is not None and lo == 0 and hi is None  # extras anywhere, uncounted
+
         def rest(used: int, first: bool) -> Any:
             key = (used, first)
             if key in memo:
                 return memo[key]
+            name = None
+            if loops and not first:  # the extras come back to this state: a named rule
+                name = f"r{len(self.rules)}"
+                self.rules[name] = None  # defined below
+                memo[key] = RuleRef(name)
             count = bin(used).count("1")
             options = []
             if used & required == required and count >= lo:
@@ -1080,11 +1090,16 @@ class _Compiler:
                 for i in range(n):
                     if not used >> i & 1:
                         options.append(self.seq(sep, members[i][0], rest(used | 1 << i, False)))
-                if extras is not None:
+                if loops:
+                    options.append(self.seq(sep, extras, rest(used, False)))
+                elif extras is not None:
                     more = self.rep(self.seq(comma, extras), 0, None if hi is None else hi - count - 1)
                     tail = self.seq(sep, extras, more)
                     if used & required == required and count + 1 >= lo:
                         options.append(tail)
+            if name is not None:
+                self.rules[name] = Rule(name, self.expr(self.alt(options)))
+                return memo[key]
             memo[key] = self.shared(self.alt(options))
             return memo[key]
 

@@ -46,6 +46,11 @@ _TYPE_OF_KEYWORD = {k: t for t, ks in (("number", _NUMERIC), ("string", _STRING)
                                         ("object", _OBJECT)) for k in ks}
 
 
+# Keywords the compiler resolves before merging (a second copy in a branch is a compiler gap).
+_MERGED_ELSEWHERE = frozenset(("$ref", "$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems",
+                               "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies"))
+
+
 def json_type(value: Any) -> str:
     """The JSON Schema type of a decoded JSON value (1.0 is an integer, True is not)."""
     if value is None:
@@ -199,7 +204,7 @@ def merge(a: Any, b: Any, pointer: str = "") -> Any:
             if mine != value:
                 plural = "x-patterns" if key == "pattern" else "x-formats"
                 out[plural] = [*out.get(plural, []), value]
-        elif key in ("x-patterns", "x-formats", "x-anyOf", "x-oneOf", "x-not-strings", "allOf"):
+        elif key in ("x-patterns", "x-formats", "x-anyOf", "x-oneOf", "x-not-strings", "x-not", "allOf"):
             out[key] = [*mine, *value]
         elif key in ("anyOf", "oneOf"):
             plural = "x-" + key  # both must hold: two lists of branches
@@ -209,16 +214,22 @@ def merge(a: Any, b: Any, pointer: str = "") -> Any:
             out[key] = bool(mine) or bool(value)
         elif key in ("propertyNames", "contains", "items"):
             out[key] = {"allOf": [mine, value]}
-        elif key == "not":
-            out["allOf"] = [*out.get("allOf", []), {"not": value}]
+        elif key == "not":  # two negations, both hold: a list, never nested again
+            out.pop("not")
+            out["x-not"] = [*out.get("x-not", []), mine, value]
         elif key == "properties":
             continue  # with additionalProperties, below
         elif key in ANNOTATIONS:
             continue
         elif key in ("additionalProperties", "patternProperties", "prefixItems"):
             continue  # below
-        else:
+        elif key == "x-not-values":
+            out[key] = [*mine, *value]
+        elif key == "x-fraction":
+            out[key] = True
+        elif key in _MERGED_ELSEWHERE:
             raise UnsupportedSchema(key, f"{key!r} in more than one branch of an allOf", pointer=pointer)
+        # Any other keyword is unknown to JSON Schema: validators ignore it, and so does the merge.
     _merge_values(out, a, b)
     _merge_objects(out, a, b, pointer)
     _merge_prefix(out, a, b)
@@ -314,9 +325,9 @@ def negate(schema: Any, pointer: str) -> Any:
     if not s:
         return False
     options: list[Any] = []
-    if "not" in s:
-        rest = {k: v for k, v in s.items() if k != "not"}
-        options.append(s["not"])  # not(R and not N) = not R or N
+    if "not" in s or "x-not" in s:
+        rest = {k: v for k, v in s.items() if k not in ("not", "x-not")}
+        options.extend(([s["not"]] if "not" in s else []) + s.get("x-not", []))  # not(R and not N) = not R or N
         if rest:
             options.append(negate(rest, pointer))
         return {"anyOf": options}
@@ -329,7 +340,7 @@ def negate(schema: Any, pointer: str) -> Any:
             parts.append(negate(rest, pointer))
         for branch in s.get("allOf", []):
             parts.append({"not": branch})
-        for group in [s["anyOf"]] * ("anyOf" in s) + s.get("x-anyOf", []):
+        for group in ([s["anyOf"]] if "anyOf" in s else []) + s.get("x-anyOf", []):
             parts.append({"allOf": [{"not": b} for b in group]})
         return {"anyOf": parts}
     types = s.get("type")

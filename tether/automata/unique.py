@@ -1,0 +1,804 @@
+"""JSON Schema `uniqueItems`, enforced while generating: a Constraint that wraps a JSON one.
+
+    >>> inner = tether.json_schema({"type": "array", "items": {"type": "integer"}}).compile(vocab)
+    >>> c = UniqueItems(inner, vocab, frozenset({()}))   # the top-level array has unique items
+    >>> c.allows(c.advance_many(c.initial(), vocab.encode_greedy("[1,2,1")), comma_id)
+    False
+
+The language is the inner constraint's (JSON texts) minus the texts in which an array at one of
+`paths` has two equal items. A path is a tuple of object keys (str) and array positions: `None`
+for any index, an int for that index only; `()` is the top-level value, `("tags",)` the array at
+key "tags" of the top-level object, `(None, "ids")` the array at key "ids" of every element of
+the top-level array. Equality is JSON's: `1 == 1.0`, `true != 1`, objects regardless of key order,
+strings after decoding escapes.
+
+How: a state is (inner state, scanner state). The scanner reads the output bytes incrementally
+(tokens may split characters, escapes and numbers) and keeps a persistent stack of the open
+containers whose paths still matter, each unique array with the canonical keys of its finished
+items and the raw bytes of the item in progress (decoded with `json.loads` when it is done).
+
+What is refused, so that a duplicate can never be written and the generation never paints
+itself into a corner:
+  1. a token after which an item of a unique array is complete and equal to an earlier one:
+     its value closed (string, container, a number or literal followed by a delimiter) or the
+     item ended by `,` / `]` (the latter alone would be sound, but `["a","a"` would then be a
+     dead end);
+  2. a token after which the item, closed in the simplest way (its open string quoted, its
+     open containers closed), equals an earlier item, and the inner constraint forces exactly
+     that: it allows only one next byte (whitespace aside) until the item is complete, or no
+     byte that continues the number or literal in progress. So `[0,` then `0` (an integer can't
+     go on after 0), `["2024-01-01","2024-01-0` then `1` (a date must close there), and
+     `[{"ok":true},{"ok":` then `t` are refused where they start, not where they end.
+
+Tokens that could do either are found per state without walking the vocabulary: tokens whose
+bytes can end a value in the current lexical mode (precomputed once per vocabulary), and the
+few tokens that spell the rest of an earlier item (found from the earlier items that the item in
+progress could still become). Every other token keeps the inner verdict, so a mask inside a
+unique array costs the inner mask plus a scan of a few hundred tokens at most.
+
+Known gaps (completeness only; nothing outside the language is ever allowed):
+  * a finite item domain exhausted by unique items (booleans, enums, small integer ranges,
+    `minItems` larger than the domain) is a dead end: the compiler must handle those;
+  * more generally, a prefix all of whose continuations are earlier items is allowed when the
+    inner constraint leaves more than one way on (e.g. items `{"a": <bool>}` after both values
+    were used, or an integer range whose remaining values were all used);
+  * a forced continuation that adds content beyond closing the open string and containers
+    (a required property with a const value after the item so far) is not looked through;
+  * tokens that finish an earlier item's nested string mid-escape (`\\u00` then `61"`) or
+    spell its rest with escapes other than the shortest ones are only checked when they close
+    something.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import OrderedDict
+from decimal import Decimal
+from typing import Any, Hashable, Iterable
+
+import numpy as np
+
+from ..errors import InvalidState, TokenRejected, VocabularyMismatch
+from ..limits import DEFAULT_LIMITS
+from ..vocab import Vocabulary
+from .bitmask import bitmask_words
+from .constraint import Constraint
+from .stepping import as_token_id, copy_into
+
+__all__ = ["UniqueItems", "canonical_json"]
+
+# Lexical modes of the scanner.
+OUT, STR, ESC, BARE = 0, 1, 2, 3
+# Frame kinds: a container whose path matters (array / object), or one whose doesn't.
+ARR, OBJ, SKIP = 0, 1, 2
+
+_WS = frozenset(b" \t\n\r")
+_BARE = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-")
+_NUMBER_BYTES = frozenset(b"0123456789.eE+-")
+_STR_SPECIAL = re.compile(rb'["\\]')
+_BARE_RUN = re.compile(rb"[0-9A-Za-z.+\-]*")
+_LITERALS = (b"true", b"false", b"null")
+
+# From outside a string, a token is "quiet" (can end no value) if it is whitespace, then at
+# most a string opened and not closed; a number token is a scalar start (see _Tables).
+_OUT_QUIET = re.compile(rb'[ \t\n\r]*(?:"(?:[^"\\]|\\.)*\\?)?', re.S)
+_OUT_NUMBER = re.compile(rb"[ \t\n\r]*[0-9\-][0-9.eE+\-]*")
+_NUMBER_TOKEN = re.compile(rb"[0-9.eE+\-]+")
+# Inside a string: a token that closes the string and then may end an item (`,` or `]` after
+# a quote) must always be checked; one that closes it otherwise is checked when the string
+# can be an earlier item's (see _targets).
+_STR_ENDS_ITEM = re.compile(rb'"[^,\]]*[,\]]', re.S)
+
+_SENTINEL = "\x00\ufdd0tether-unique-items\ufdd1"
+_SENTINEL_JSON = json.dumps(_SENTINEL).encode()
+_INVALID = object()
+_TRUE, _FALSE, _NULL = ("t",), ("f",), ("z",)
+_CACHE_ENTRIES = 1 << 16  # bound of each small dict cache (canonical items, targets, steps)
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON value equality
+# ----------------------------------------------------------------------------------------------
+
+
+def _canon(v: Any) -> Hashable:
+    """A hashable key equal for JSON-equal values: numbers as Decimal, bools and null tagged (so
+    `true != 1`), arrays as ('a', items), objects as ('o', frozenset of (key, value))."""
+    t = type(v)
+    if t is str or t is Decimal:
+        return v
+    if t is bool:
+        return _TRUE if v else _FALSE
+    if v is None:
+        return _NULL
+    if t is list:
+        return ("a", tuple(map(_canon, v)))
+    if t is dict:
+        return ("o", frozenset((k, _canon(x)) for k, x in v.items()))
+    if t is int or t is float:
+        return Decimal(repr(v)) if t is float else Decimal(v)
+    raise TypeError(f"not a JSON value: {type(v).__name__}")
+
+
+def canonical_json(text: str | bytes) -> Hashable:
+    """The equality key of a JSON text (`canonical_json("1") == canonical_json("1.0")`)."""
+    return _canon(json.loads(text, parse_float=Decimal, parse_int=Decimal))
+
+
+def _render(s: str) -> bytes:
+    """A string's shortest JSON spelling, without the quotes."""
+    return json.dumps(s, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
+
+
+def _renderings(n: Decimal) -> list[bytes]:
+    """The usual spellings of a number: '0' and '-0' for zero, digits for an integer."""
+    if n == 0:
+        return [b"0", b"-0"]
+    if n == n.to_integral_value() and abs(n.adjusted()) < 400:
+        return [str(int(n)).encode()]
+    return [format(n.normalize(), "f").encode()]
+
+
+def _match(p: Any, v: Any, out: list) -> bool:
+    """Whether value key `v` equals pattern key `p` except at the sentinel; what stands there
+    in `v` is appended to `out`."""
+    if p == _SENTINEL:
+        out.append(v)
+        return True
+    if type(p) is not type(v):
+        return False
+    if type(p) is tuple and len(p) == 2:
+        if p[0] == "a":
+            return len(p[1]) == len(v[1]) and all(_match(a, b, out) for a, b in zip(p[1], v[1]))
+        if p[0] == "o":
+            dp, dv = dict(p[1]), dict(v[1])
+            return dp.keys() == dv.keys() and all(_match(x, dv[k], out) for k, x in dp.items())
+    return p == v
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-vocabulary tables
+# ----------------------------------------------------------------------------------------------
+
+
+class _Tables:
+    """What the wrapper needs of a vocabulary, computed once per vocabulary fingerprint."""
+
+    def __init__(self, vocab: Vocabulary):
+        size = vocab.size
+        words = bitmask_words(size)
+        ev = [np.zeros(size, dtype=bool) for _ in range(4)]
+        number = np.zeros(size, dtype=bool)
+        out_number = np.zeros(size, dtype=bool)
+        backslash = np.zeros(size, dtype=bool)
+        first = np.full(size, 256, dtype=np.int16)
+        self.by_bytes: dict[bytes, list[int]] = {}
+        self.byte_token = [-1] * 256
+        for t, data in enumerate(vocab):
+            if not data:
+                continue
+            first[t] = data[0]
+            self.by_bytes.setdefault(data, []).append(t)
+            if len(data) == 1 and self.byte_token[data[0]] < 0:
+                self.byte_token[data[0]] = t
+            if _OUT_NUMBER.fullmatch(data):
+                out_number[t] = True
+            elif not _OUT_QUIET.fullmatch(data):
+                ev[OUT][t] = True
+            if _NUMBER_TOKEN.fullmatch(data):
+                number[t] = True
+            if any(b not in _BARE for b in data):
+                ev[BARE][t] = True
+            if _STR_ENDS_ITEM.search(data):
+                ev[STR][t] = True
+            if _STR_ENDS_ITEM.search(data, 1):
+                ev[ESC][t] = True
+            if 92 in data:
+                backslash[t] = True
+        self.size, self.words = size, words
+        self.ev = ev
+        self.ev_words = [_pack(e, words) for e in ev]
+        self.first = first
+        frac = number & np.array([bool(d) and any(c in b".eE" for c in d) for d in vocab], dtype=bool)
+        self.number_ids = np.flatnonzero(number).astype(np.int64)
+        self.frac_ids = np.flatnonzero(frac).astype(np.int64)
+        self.backslash_ids = np.flatnonzero(backslash).astype(np.int64)
+        self.trie = vocab.trie
+
+    def subtree(self, prefix: bytes) -> np.ndarray:
+        """Ids of the tokens that start with `prefix`."""
+        trie = self.trie
+        node = trie.find(prefix)
+        if node < 0:
+            return np.zeros(0, dtype=np.int64)
+        return trie.tok_ids[trie.tok_start[node]:trie.tok_start[trie.skip[node]]].astype(np.int64)
+
+
+def _pack(mask: np.ndarray, words: int) -> np.ndarray:
+    padded = np.zeros(words * 32, dtype=bool)
+    padded[: mask.shape[0]] = mask
+    return np.packbits(padded.reshape(-1, 32), axis=1, bitorder="little").view("<u4").reshape(-1).copy()
+
+
+_TABLES: OrderedDict[str, _Tables] = OrderedDict()
+_TABLES_LOCK = threading.Lock()
+
+
+def _tables_for(vocab: Vocabulary) -> _Tables:
+    with _TABLES_LOCK:
+        tables = _TABLES.get(vocab.fingerprint)
+        if tables is not None:
+            _TABLES.move_to_end(vocab.fingerprint)
+            return tables
+    tables = _Tables(vocab)
+    with _TABLES_LOCK:
+        _TABLES[vocab.fingerprint] = tables
+        while len(_TABLES) > 4:
+            _TABLES.popitem(last=False)
+    return tables
+
+
+def _bits_of(words: np.ndarray) -> np.ndarray:
+    """Ids of the set bits of packed uint32 words."""
+    return np.flatnonzero(np.unpackbits(words.view(np.uint8), bitorder="little"))
+
+
+def _check_paths(paths: Iterable) -> frozenset:
+    out = []
+    for p in paths:
+        if not isinstance(p, tuple):
+            raise TypeError(f"a uniqueItems path must be a tuple of keys and indices, got {p!r}")
+        for c in p:
+            if not (c is None or type(c) is str or type(c) is int):
+                raise TypeError(f"path {p!r}: each step must be a str key, an int index or None, got {c!r}")
+        out.append(p)
+    return frozenset(out)
+
+
+class _Bounded(dict):
+    """A dict that forgets everything when it grows past `limit` (cheap, and enough for
+    caches whose entries recur within a short window)."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def put(self, key, value):
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
+
+
+# ----------------------------------------------------------------------------------------------
+# The constraint
+# ----------------------------------------------------------------------------------------------
+
+# Scanner state: (mode, stack, buf, sstart, kbuf)
+#   mode   OUT / STR / ESC / BARE
+#   stack  tuple of frames, innermost last:
+#            (ARR, depth, live, uniq, seen, istart, idx, outer)
+#            (OBJ, depth, live, key, phase)        phase 0: a key comes next, 1: after its ':'
+#            (SKIP, closer)                        a container no path goes through
+#          depth = length of the container's path; live = the paths that go strictly below it;
+#          uniq = its own path is unique; seen = keys of its finished items; istart = where its
+#          item in progress starts in buf; idx = its element index (-1 when no path names one);
+#          outer = it started the capture
+#   buf    the bytes since the outermost open unique array's item in progress started (None
+#          when no unique array is open)
+#   sstart where the scalar in progress starts in buf (-1 if none or not capturing)
+#   kbuf   raw bytes of an object key in progress (None if not in a key)
+_START = (OUT, (), None, -1, None)
+_REJECT = None
+
+
+class UniqueItems(Constraint):
+    """`inner`'s language minus the texts with equal items in an array at one of `paths`.
+
+    inner: a constraint whose texts are JSON (a compiled `tether.json_schema`), compiled for
+        `vocab`. paths: tuples of keys (str), `None` (any array index) or int (one index),
+        `()` for the top-level value; a path that names no array constrains nothing.
+    States are (inner state, scanner state) tuples: hashable, immutable, free to fork.
+    See the module docstring for how duplicates are kept out and what is not guaranteed.
+    """
+
+    def __init__(self, inner: Constraint, vocab: Vocabulary, paths: Iterable[tuple]):
+        if inner.vocab is not vocab and inner.vocab.fingerprint != vocab.fingerprint:
+            raise VocabularyMismatch("UniqueItems: the inner constraint was compiled for another vocabulary")
+        self.inner = inner
+        self.vocab = vocab
+        self.paths = _check_paths(paths)
+        self.limits = getattr(inner, "limits", DEFAULT_LIMITS)
+        self._setup()
+
+    def __repr__(self) -> str:
+        return f"UniqueItems({self.inner!r}, paths={sorted(self.paths, key=repr)})"
+
+    def __getstate__(self) -> dict:
+        return {"inner": self.inner, "vocab": self.vocab, "paths": self.paths, "limits": self.limits}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    def _setup(self) -> None:
+        self._t = _tables_for(self.vocab)
+        self._eos = frozenset(self.vocab.eos_ids)
+        self._words = bitmask_words(self.vocab.size)
+        self._children: dict = {}
+        self._root = self._child(tuple(sorted(self.paths, key=repr)), 0, None, root=True)
+        self._steps = _Bounded(max(4096, self.limits.mask_cache_bytes // 8 // 256))
+        self._canons = _Bounded(_CACHE_ENTRIES)
+        self._targets_cache = _Bounded(_CACHE_ENTRIES // 4)
+        self._first = _Bounded(_CACHE_ENTRIES // 4)
+        row_bytes = self._words * 4 + 200
+        self._mask_limit = max(64, self.limits.mask_cache_bytes // 4 // row_bytes)
+        self._masks: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.mask_computations = 0
+
+    # -- the contract
+
+    def initial(self) -> tuple:
+        return (self.inner.initial(), _START)
+
+    def _split(self, state: Any) -> tuple:
+        if type(state) is not tuple or len(state) != 2 or type(state[1]) is not tuple or len(state[1]) != 5:
+            raise InvalidState(f"{state!r} is not a state of {self!r}: states come from its initial() and advance()")
+        return state
+
+    def is_accepting(self, state: Any) -> bool:
+        return self.inner.is_accepting(self._split(state)[0])
+
+    def is_finished(self, state: Any) -> bool:
+        return self.inner.is_finished(self._split(state)[0])
+
+    def parse(self, text: str) -> Any:
+        return self.inner.parse(text)
+
+    def allows(self, state: Any, token_id: int) -> bool:
+        token_id = token_id if type(token_id) is int else as_token_id(token_id)
+        nxt = self._steps.get((state, token_id))
+        if nxt is not None:
+            return nxt is not _REJECTED
+        s, sc = self._split(state)
+        if token_id in self._eos:
+            return self.inner.allows(s, token_id)
+        if not self.inner.allows(s, token_id):
+            return False
+        if sc[2] is None or not self._candidate(sc, token_id):
+            return True
+        return self._step(state, token_id) is not _REJECTED
+
+    def advance(self, state: Any, token_id: int) -> tuple:
+        token_id = token_id if type(token_id) is int else as_token_id(token_id)
+        nxt = self._steps.get((state, token_id))
+        if nxt is None:
+            s, sc = self._split(state)
+            if token_id in self._eos:
+                self.inner.advance(s, token_id)  # raises unless accepting
+                return state
+            nxt = self._step(state, token_id)
+        if nxt is _REJECTED:
+            raise TokenRejected(state, token_id, self.vocab[token_id])
+        return nxt
+
+    def fill_bitmask(self, state: Any, row: Any) -> None:
+        s, sc = self._split(state)
+        if sc[2] is None:  # no unique array open: the inner mask as it is
+            self.inner.fill_bitmask(s, row)
+            return
+        words = self._masks.get(state)
+        if words is None:
+            words = self._mask_words(state)
+        if type(row) is np.ndarray and row.dtype == np.int32 and row.shape == words.shape:
+            row[...] = words
+            return
+        copy_into(row, words)
+
+    # -- steps
+
+    def _step(self, state: tuple, token_id: int) -> Any:
+        """The state after a non-EOS token, or _REJECTED; memoised."""
+        key = (state, token_id)
+        nxt = self._steps.get(key)
+        if nxt is not None:
+            return nxt
+        s, sc = state
+        try:
+            s2 = self.inner.advance(s, token_id)
+        except TokenRejected:
+            nxt = _REJECTED
+        else:
+            sc2 = self._feed(sc, self.vocab[token_id])
+            if sc2 is _REJECT:
+                nxt = _REJECTED
+            elif sc[2] is not None and self._candidate(sc, token_id) and self._pending(sc2) \
+                    and self._forced_duplicate(sc2, s2):
+                nxt = _REJECTED
+            else:
+                nxt = (s2, sc2)
+        self._steps.put(key, nxt)
+        return nxt
+
+    def _candidate(self, sc: tuple, t: int) -> bool:
+        """Whether token t may complete or force an earlier item from scanner state sc (every
+        other token keeps the inner verdict)."""
+        if self._t.ev[sc[0]][t]:
+            return True
+        return t in self._targets(sc)[1]
+
+    # -- masks
+
+    def _mask_words(self, state: tuple) -> np.ndarray:
+        s, sc = state
+        words = np.zeros(self._words, dtype=np.int32)
+        self.inner.fill_bitmask(s, words)
+        u = words.view(np.uint32)
+        ids = _bits_of(u & self._t.ev_words[sc[0]])
+        target_ids = self._targets(sc)[0]
+        if target_ids.shape[0]:
+            allowed = (u[target_ids >> 5] >> (target_ids & 31).astype(np.uint32)) & 1
+            ids = np.union1d(ids, target_ids[allowed.astype(bool)])
+        for t in ids.tolist():
+            if self._step(state, t) is _REJECTED:
+                u[t >> 5] &= ~np.uint32(1 << (t & 31))
+        with self._lock:
+            self.mask_computations += 1
+            self._masks[state] = words
+            while len(self._masks) > self._mask_limit:
+                self._masks.popitem(last=False)
+        return words
+
+    # -- the scanner
+
+    def _child(self, live: tuple, depth: int, comp: Any, root: bool = False) -> tuple:
+        """(uniq, live, track) of a container at step `comp` below a container whose path has
+        length `depth` and whose live paths are `live`: comp is a key (str), an index (int),
+        or None for an element of an array that no path names by index."""
+        key = (live, depth, comp, root)
+        got = self._children.get(key)
+        if got is not None:
+            return got
+        if root:
+            here, d = live, 0
+        elif type(comp) is str:
+            here = tuple(p for p in live if type(p[depth]) is str and p[depth] == comp)
+            d = depth + 1
+        elif comp is None or type(comp) is int:  # an array element
+            here = tuple(p for p in live if p[depth] is None or (type(p[depth]) is int and p[depth] == comp))
+            d = depth + 1
+        else:
+            here, d = (), depth + 1
+        uniq = any(len(p) == d for p in here)
+        below = tuple(p for p in here if len(p) > d)
+        track = any(type(p[d]) is int for p in below)
+        got = (uniq, below, track)
+        self._children[key] = got
+        return got
+
+    def _canon_of(self, text: bytes) -> Any:
+        got = self._canons.get(text)
+        if got is None:
+            try:
+                got = canonical_json(text)
+            except (ValueError, RecursionError):
+                got = _INVALID
+            self._canons.put(text, got)
+        return got
+
+    def _feed(self, sc: tuple, data: bytes) -> Any:
+        """The scanner state after `data`, or _REJECT if an item of a unique array completes
+        equal to an earlier one (at the `,` or `]` after it)."""
+        mode, stack, buf, sstart, kbuf = sc
+        cap = buf is not None
+        full = buf + data if cap else data
+        base = 0
+        i = len(buf) if cap else 0
+        n = len(full)
+        stack = list(stack)
+        while i < n:
+            if mode == STR:
+                m = _STR_SPECIAL.search(full, i)
+                j = m.start() if m else n
+                if kbuf is not None:
+                    kbuf += full[i:j]
+                if j == n:
+                    break
+                if full[j] == 92:
+                    if kbuf is not None:
+                        kbuf += b"\\"
+                    mode, i = ESC, j + 1
+                    continue
+                mode, i = OUT, j + 1
+                if kbuf is not None:
+                    top = stack[-1]
+                    try:
+                        key = json.loads(b'"' + kbuf + b'"')
+                    except ValueError:
+                        key = None
+                    stack[-1] = (OBJ, top[1], top[2], key, 0)
+                    kbuf = None
+                continue
+            if mode == ESC:
+                if kbuf is not None:
+                    kbuf += full[i:i + 1]
+                mode, i = STR, i + 1
+                continue
+            b = full[i]
+            if mode == BARE:
+                if b in _BARE:
+                    i = _BARE_RUN.match(full, i).end()
+                    continue
+                mode = OUT
+            if b in _WS:
+                i += 1
+                continue
+            top = stack[-1] if stack else None
+            if b == 34:  # '"'
+                mode = STR
+                if cap:
+                    sstart = i
+                if top is not None and top[0] == OBJ and top[4] == 0:
+                    kbuf = b""
+            elif b == 44:  # ','
+                if top is None:
+                    pass
+                elif top[0] == ARR:
+                    seen, istart = top[4], top[5]
+                    if top[3]:
+                        k = self._canon_of(full[istart:i])
+                        if k in seen:
+                            return _REJECT
+                        if k is not _INVALID:
+                            seen = seen | {k}
+                        istart = i + 1
+                        if top[7]:
+                            base = i + 1
+                    stack[-1] = (ARR, top[1], top[2], top[3], seen, istart, top[6] + 1 if top[6] >= 0 else -1, top[7])
+                elif top[0] == OBJ:
+                    stack[-1] = (OBJ, top[1], top[2], None, 0)
+                sstart = -1
+            elif b == 58:  # ':'
+                if top is not None and top[0] == OBJ:
+                    stack[-1] = (OBJ, top[1], top[2], top[3], 1)
+            elif b == 91 or b == 123:  # '[' '{'
+                self._push(stack, b, cap)
+                f = stack[-1]
+                if f[0] == ARR and f[3]:
+                    if not cap:
+                        cap, base = True, i + 1
+                        stack[-1] = f[:5] + (i + 1, f[6], True)
+                    else:
+                        stack[-1] = f[:5] + (i + 1, f[6], False)
+                sstart = -1
+            elif b == 93 or b == 125:  # ']' '}'
+                if top is not None:
+                    stack.pop()
+                    if top[0] == ARR and top[3]:
+                        item = full[top[5]:i]
+                        if item.strip() and self._canon_of(item) in top[4]:
+                            return _REJECT
+                        if top[7]:
+                            cap = False
+                sstart = -1
+            else:  # a number or a literal starts
+                mode = BARE
+                if cap:
+                    sstart = i
+                i = _BARE_RUN.match(full, i).end()
+                continue
+            i += 1
+        if not cap:
+            return (mode, tuple(stack), None, -1, kbuf)
+        if base:
+            for k, f in enumerate(stack):
+                if f[0] == ARR and f[3]:
+                    stack[k] = f[:5] + (f[5] - base,) + f[6:]
+            if sstart >= 0:
+                sstart -= base
+        return (mode, tuple(stack), full[base:], sstart, kbuf)
+
+    def _push(self, stack: list, b: int, cap: bool) -> None:
+        top = stack[-1] if stack else None
+        closer = b"]" if b == 91 else b"}"
+        if top is None:
+            uniq, live, track = self._root
+            depth = 0
+        elif top[0] == SKIP:
+            stack.append((SKIP, closer))
+            return
+        else:
+            if top[0] == ARR:
+                comp = top[6] if top[6] >= 0 else None
+            else:
+                comp = top[3] if top[4] == 1 else _INVALID
+            uniq, live, track = self._child(top[2], top[1], comp) if top[2] else (False, (), False)
+            depth = top[1] + 1
+        if b == 91 and (uniq or live):
+            stack.append((ARR, depth, live, uniq, frozenset(), -1, 0 if track else -1, False))
+        elif b == 123 and live:
+            stack.append((OBJ, depth, live, None, 0))
+        else:
+            stack.append((SKIP, closer))
+
+    # -- looking ahead
+
+    def _closures(self, sc: tuple, placeholder: bytes | None = None):
+        """For each unique array with an item in progress: (frame, the item text closed in the
+        simplest way). With `placeholder`, the scalar in progress (or the value about to start)
+        is replaced by it."""
+        mode, stack, buf, sstart, kbuf = sc
+        if buf is None or kbuf is not None or mode == ESC:
+            return
+        if placeholder is None:
+            end = len(buf)
+            if mode == STR:
+                tail = b'"'
+            elif mode == BARE:
+                word = buf[sstart:] if sstart >= 0 else b""
+                tail = b""
+                for lit in _LITERALS:
+                    if lit.startswith(word):
+                        tail = lit[len(word):]
+                        break
+            else:
+                tail = b""
+        else:
+            end = sstart if mode != OUT and sstart >= 0 else len(buf)
+            if mode != OUT and sstart < 0:
+                return
+            tail = placeholder
+        closers = b""
+        for f in reversed(stack):
+            kind = f[0]
+            if kind == ARR:
+                if f[3]:
+                    yield f, buf[f[5]:end] + tail + closers
+                closers += b"]"
+            elif kind == OBJ:
+                closers += b"}"
+            else:
+                closers += f[1]
+
+    def _pending(self, sc: tuple) -> bool:
+        """Whether some item in progress, closed in the simplest way, equals an earlier one."""
+        for f, text in self._closures(sc):
+            if f[4] and text.strip() and self._canon_of(text) in f[4]:
+                return True
+        return False
+
+    def _complete_duplicate(self, sc: tuple) -> bool:
+        """Whether the innermost open container is a unique array whose item in progress is a
+        complete value equal to an earlier item."""
+        mode, stack, buf, sstart, kbuf = sc
+        if mode != OUT or buf is None or not stack:
+            return False
+        top = stack[-1]
+        if top[0] != ARR or not top[3] or not top[4]:
+            return False
+        item = buf[top[5]:]
+        return bool(item.strip()) and self._canon_of(item) in top[4]
+
+    def _first_bytes(self, s: Any) -> frozenset:
+        """The first bytes of the tokens the inner constraint allows in state s (256: EOS)."""
+        got = self._first.get(s)
+        if got is None:
+            words = np.zeros(self._words, dtype=np.int32)
+            self.inner.fill_bitmask(s, words)
+            ids = _bits_of(words.view(np.uint32))
+            got = frozenset(np.unique(self._t.first[ids]).tolist())
+            self._first.put(s, got)
+        return got
+
+    def _forced_duplicate(self, sc: tuple, s: Any, limit: int = 64) -> bool:
+        """Whether the inner constraint, from state s, forces an item in progress to be
+        completed into a duplicate (one byte at a time, whitespace outside strings aside)."""
+        byte_token = self._t.byte_token
+        for _ in range(limit):
+            if self._complete_duplicate(sc):
+                return True
+            fb = self._first_bytes(s)
+            mode = sc[0]
+            if 256 in fb:
+                return False
+            if mode == BARE and not (fb & _BARE):
+                sc = self._feed(sc, b" ")  # the number or literal cannot go on: it is complete
+                if sc is _REJECT:
+                    return True
+                continue
+            if mode == OUT or mode == BARE:
+                fb = fb - _WS
+            if len(fb) != 1:
+                return False
+            (b,) = fb
+            t = byte_token[b]
+            if t < 0:
+                return False
+            try:
+                s = self.inner.advance(s, t)
+            except TokenRejected:
+                return False
+            sc = self._feed(sc, bytes((b,)))
+            if sc is _REJECT:
+                return True
+        return False
+
+    def _targets(self, sc: tuple) -> tuple:
+        """(ids, set of ids) of the tokens that, beyond the lexical candidates, may make the item
+        in progress an earlier item's value: the rest of an earlier string or number."""
+        got = self._targets_cache.get(sc)
+        if got is not None:
+            return got
+        parts: list[np.ndarray] = []
+        captured: list = []
+        for f, text in self._closures(sc, _SENTINEL_JSON):
+            if not f[4]:
+                continue
+            pattern = self._canon_of(text)
+            if pattern is _INVALID:
+                continue
+            for v in f[4]:
+                out: list = []
+                if _match(pattern, v, out) and out:
+                    captured.append(out[0])
+        if captured:
+            mode, stack, buf, sstart, kbuf = sc
+            t = self._t
+            strings = [v for v in captured if type(v) is str]
+            numbers = [v for v in captured if type(v) is Decimal]
+            extra: list[int] = []
+            if mode == STR and strings:
+                raw = buf[sstart + 1:]
+                if 92 in raw:
+                    try:
+                        raw = _render(json.loads(b'"' + raw + b'"'))
+                    except ValueError:
+                        raw = None
+                if raw is not None:
+                    hit = False
+                    for v in strings:
+                        r = _render(v)
+                        if r.startswith(raw):
+                            hit = True
+                            rest = r[len(raw):]
+                            extra.extend(t.by_bytes.get(rest, ()) if rest else ())
+                            parts.append(t.subtree(rest + b'"'))
+                    if hit:
+                        parts.append(t.backslash_ids)
+            elif mode == OUT and strings:
+                for v in strings:
+                    r = _render(v)
+                    for lead in (b'"', b' "'):
+                        extra.extend(t.by_bytes.get(lead + r, ()))
+            if numbers and mode in (OUT, BARE):
+                q = buf[sstart:] if mode == BARE and sstart >= 0 else b""
+                if mode == BARE and any(c in b".eE" for c in q):
+                    parts.append(t.number_ids)
+                else:
+                    parts.append(t.frac_ids)
+                    for v in numbers:
+                        for r in _renderings(v):
+                            if r.startswith(q) and len(r) > len(q):
+                                extra.extend(t.by_bytes.get(r[len(q):], ()))
+                                if mode == OUT:
+                                    extra.extend(t.by_bytes.get(b" " + r, ()))
+            if extra:
+                parts.append(np.array(extra, dtype=np.int64))
+        ids = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        got = (ids, frozenset(ids.tolist()))
+        self._targets_cache.put(sc, got)
+        return got
+
+
+class _Rejected:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "REJECTED"
+
+
+_REJECTED = _Rejected()
