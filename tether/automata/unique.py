@@ -51,6 +51,7 @@ Known gaps (completeness only; nothing outside the language is ever allowed):
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import threading
@@ -90,6 +91,15 @@ _NUMBER_TOKEN = re.compile(rb"[0-9.eE+\-]+")
 # a quote) must always be checked; one that closes it otherwise is checked when the string
 # can be an earlier item's (see _targets).
 _STR_ENDS_ITEM = re.compile(rb'"[^,\]]*[,\]]', re.S)
+# ... and "simple" when it spells no escape before the quote, then only whitespace and closing
+# brackets, then at most a ',' and a quiet rest: what it does to the item then depends only on
+# the string's value, so it needs checking only when that value is an earlier item's (targets).
+_SIMPLE_CLOSE = re.compile(rb'[^"\\]*"[ \t\n\r}\]]*(?:,(.*))?', re.S)
+
+
+def _simple_close(data: bytes) -> bool:
+    m = _SIMPLE_CLOSE.fullmatch(data)
+    return m is not None and (m.group(1) is None or _OUT_QUIET.fullmatch(m.group(1)) is not None)
 
 _SENTINEL = "\x00\ufdd0tether-unique-items\ufdd1"
 _SENTINEL_JSON = json.dumps(_SENTINEL).encode()
@@ -107,7 +117,7 @@ def _canon(v: Any) -> Hashable:
     """A hashable key equal for JSON-equal values: numbers as Decimal, bools and null tagged (so
     `true != 1`), arrays as ('a', items), objects as ('o', frozenset of (key, value))."""
     t = type(v)
-    if t is str or t is Decimal:
+    if t is str or t is Decimal or t is tuple:
         return v
     if t is bool:
         return _TRUE if v else _FALSE
@@ -122,9 +132,29 @@ def _canon(v: Any) -> Hashable:
     raise TypeError(f"not a JSON value: {type(v).__name__}")
 
 
+def _number(text: str) -> Any:
+    try:
+        return Decimal(text)
+    except ArithmeticError:  # an exponent past what Decimal holds (1e99999999999999999999)
+        return ("#", text.lower())
+
+
+_DECODER = json.JSONDecoder(parse_float=_number, parse_int=_number)
+_PLAIN_NUMBER = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+\-]?[0-9]+)?")
+
+
 def canonical_json(text: str | bytes) -> Hashable:
-    """The equality key of a JSON text (`canonical_json("1") == canonical_json("1.0")`)."""
-    return _canon(json.loads(text, parse_float=Decimal, parse_int=Decimal))
+    """The equality key of a JSON text (`canonical_json("1") == canonical_json("1.0")`).
+
+    Raises ValueError for a text that is not JSON."""
+    if type(text) is bytes:
+        t = text.strip(b" \t\n\r")
+        if len(t) >= 2 and t[0] == 34 and t[-1] == 34 and 92 not in t and 34 not in t[1:-1]:
+            return t[1:-1].decode("utf-8")  # a string without escapes: the common item
+        if _PLAIN_NUMBER.fullmatch(t):
+            return _number(t.decode())
+        text = text.decode("utf-8")
+    return _canon(_DECODER.decode(text))
 
 
 def _render(s: str) -> bytes:
@@ -132,13 +162,36 @@ def _render(s: str) -> bytes:
     return json.dumps(s, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
 
 
+_RENDERINGS: dict = {}
+
+
 def _renderings(n: Decimal) -> list[bytes]:
     """The usual spellings of a number: '0' and '-0' for zero, digits for an integer."""
+    got = _RENDERINGS.get(n)
+    if got is None:
+        got = _renderings_of(n)
+        if len(_RENDERINGS) > _CACHE_ENTRIES:
+            _RENDERINGS.clear()
+        _RENDERINGS[n] = got
+    return got
+
+
+def _renderings_of(n: Decimal) -> list[bytes]:
     if n == 0:
         return [b"0", b"-0"]
-    if n == n.to_integral_value() and abs(n.adjusted()) < 400:
-        return [str(int(n)).encode()]
-    return [format(n.normalize(), "f").encode()]
+    sign, digits, exp = n.as_tuple()
+    d = "".join(map(str, digits)).lstrip("0") or "0"
+    while len(d) > 1 and d[-1] == "0":
+        d, exp = d[:-1], exp + 1
+    if len(d) + abs(exp) > 400:
+        return []
+    if exp >= 0:
+        text = d + "0" * exp
+    elif -exp < len(d):
+        text = d[:exp] + "." + d[exp:]
+    else:
+        text = "0." + "0" * (-exp - len(d)) + d
+    return [(("-" if sign else "") + text).encode()]
 
 
 def _match(p: Any, v: Any, out: list) -> bool:
@@ -172,7 +225,7 @@ class _Tables:
         ev = [np.zeros(size, dtype=bool) for _ in range(4)]
         number = np.zeros(size, dtype=bool)
         out_number = np.zeros(size, dtype=bool)
-        backslash = np.zeros(size, dtype=bool)
+        simple = np.zeros(size, dtype=bool)
         first = np.full(size, 256, dtype=np.int16)
         self.by_bytes: dict[bytes, list[int]] = {}
         self.byte_token = [-1] * 256
@@ -192,28 +245,33 @@ class _Tables:
             if any(b not in _BARE for b in data):
                 ev[BARE][t] = True
             if _STR_ENDS_ITEM.search(data):
-                ev[STR][t] = True
+                if _simple_close(data):
+                    simple[t] = True
+                else:
+                    ev[STR][t] = True
             if _STR_ENDS_ITEM.search(data, 1):
                 ev[ESC][t] = True
-            if 92 in data:
-                backslash[t] = True
         self.size, self.words = size, words
         self.ev = ev
         self.ev_words = [_pack(e, words) for e in ev]
+        self.simple = simple
+        self.simple_words = _pack(simple, words)
         self.first = first
         frac = number & np.array([bool(d) and any(c in b".eE" for c in d) for d in vocab], dtype=bool)
+        self.number = number
         self.number_ids = np.flatnonzero(number).astype(np.int64)
         self.frac_ids = np.flatnonzero(frac).astype(np.int64)
-        self.backslash_ids = np.flatnonzero(backslash).astype(np.int64)
-        self.trie = vocab.trie
+        order = sorted((data, t) for t, data in enumerate(vocab) if data)
+        self.sorted_bytes = [data for data, _ in order]
+        self.sorted_ids = np.array([t for _, t in order], dtype=np.int64)
 
     def subtree(self, prefix: bytes) -> np.ndarray:
-        """Ids of the tokens that start with `prefix`."""
-        trie = self.trie
-        node = trie.find(prefix)
-        if node < 0:
-            return np.zeros(0, dtype=np.int64)
-        return trie.tok_ids[trie.tok_start[node]:trie.tok_start[trie.skip[node]]].astype(np.int64)
+        """Ids of the tokens that start with `prefix` (a range of the tokens in byte order)."""
+        keys = self.sorted_bytes
+        lo = bisect.bisect_left(keys, prefix)
+        upper = prefix.rstrip(b"\xff")
+        hi = bisect.bisect_left(keys, upper[:-1] + bytes((upper[-1] + 1,))) if upper else len(keys)
+        return self.sorted_ids[lo:hi]
 
 
 def _pack(mask: np.ndarray, words: int) -> np.ndarray:
@@ -241,8 +299,13 @@ def _tables_for(vocab: Vocabulary) -> _Tables:
 
 
 def _bits_of(words: np.ndarray) -> np.ndarray:
-    """Ids of the set bits of packed uint32 words."""
-    return np.flatnonzero(np.unpackbits(words.view(np.uint8), bitorder="little"))
+    """Ids of the set bits of packed uint32 words (only the nonzero words are unpacked)."""
+    nz = np.flatnonzero(words != 0)
+    if not nz.shape[0]:
+        return nz
+    bits = np.unpackbits(np.ascontiguousarray(words[nz]).view(np.uint8), bitorder="little").reshape(-1, 32)
+    r, col = np.nonzero(bits)
+    return nz[r] * 32 + col
 
 
 def _check_paths(paths: Iterable) -> frozenset:
@@ -327,12 +390,14 @@ class UniqueItems(Constraint):
     def _setup(self) -> None:
         self._t = _tables_for(self.vocab)
         self._eos = frozenset(self.vocab.eos_ids)
+        self._tokens = list(self.vocab)
         self._words = bitmask_words(self.vocab.size)
         self._children: dict = {}
         self._root = self._child(tuple(sorted(self.paths, key=repr)), 0, None, root=True)
         self._steps = _Bounded(max(4096, self.limits.mask_cache_bytes // 8 // 256))
         self._canons = _Bounded(_CACHE_ENTRIES)
         self._targets_cache = _Bounded(_CACHE_ENTRIES // 4)
+        self._captures = _Bounded(_CACHE_ENTRIES // 4)
         self._first = _Bounded(_CACHE_ENTRIES // 4)
         row_bytes = self._words * 4 + 200
         self._mask_limit = max(64, self.limits.mask_cache_bytes // 4 // row_bytes)
@@ -413,7 +478,7 @@ class UniqueItems(Constraint):
         except TokenRejected:
             nxt = _REJECTED
         else:
-            sc2 = self._feed(sc, self.vocab[token_id])
+            sc2 = self._feed(sc, self._tokens[token_id])
             if sc2 is _REJECT:
                 nxt = _REJECTED
             elif sc[2] is not None and self._candidate(sc, token_id) and self._pending(sc2) \
@@ -427,9 +492,13 @@ class UniqueItems(Constraint):
     def _candidate(self, sc: tuple, t: int) -> bool:
         """Whether token t may complete or force an earlier item from scanner state sc (every
         other token keeps the inner verdict)."""
-        if self._t.ev[sc[0]][t]:
+        tables = self._t
+        if tables.ev[sc[0]][t]:
             return True
-        return t in self._targets(sc)[1]
+        targets = self._targets(sc)
+        if sc[0] == STR and not targets.exact and tables.simple[t]:
+            return True
+        return t in targets
 
     # -- masks
 
@@ -438,12 +507,18 @@ class UniqueItems(Constraint):
         words = np.zeros(self._words, dtype=np.int32)
         self.inner.fill_bitmask(s, words)
         u = words.view(np.uint32)
-        ids = _bits_of(u & self._t.ev_words[sc[0]])
-        target_ids = self._targets(sc)[0]
+        tables = self._t
+        targets = self._targets(sc)
+        lexical = tables.ev_words[sc[0]]
+        if sc[0] == STR and not targets.exact:
+            lexical = lexical | tables.simple_words
+        ids = _bits_of(u & lexical).tolist()
+        target_ids = targets.ids
         if target_ids.shape[0]:
             allowed = (u[target_ids >> 5] >> (target_ids & 31).astype(np.uint32)) & 1
-            ids = np.union1d(ids, target_ids[allowed.astype(bool)])
-        for t in ids.tolist():
+            ids = set(ids)
+            ids.update(target_ids[allowed.astype(bool)].tolist())
+        for t in ids:
             if self._step(state, t) is _REJECTED:
                 u[t >> 5] &= ~np.uint32(1 << (t & 31))
         with self._lock:
@@ -727,71 +802,139 @@ class UniqueItems(Constraint):
                 return True
         return False
 
-    def _targets(self, sc: tuple) -> tuple:
-        """(ids, set of ids) of the tokens that, beyond the lexical candidates, may make the item
-        in progress an earlier item's value: the rest of an earlier string or number."""
+    def _number_rest(self, q: bytes, r: bytes, out: list, value_start: bool) -> None:
+        """Add to `out` the digit tokens t (the fraction and exponent tokens aside) with which the
+        number so far, q (no exponent yet), spells the number whose canonical spelling is r."""
+        by_bytes = self._t.by_bytes
+        if b"." not in q:
+            if r.startswith(q) and len(r) > len(q):
+                a = r[len(q):]
+                out.extend(by_bytes.get(a, ()))
+                if value_start:
+                    out.extend(by_bytes.get(b" " + a, ()))
+                if b"." in a:
+                    for z in _ZEROS:
+                        out.extend(by_bytes.get(a + z, ()))
+            return
+        full = r if b"." in r else r + b"."
+        if full.startswith(q):  # digits to come, then any zeros
+            a = full[len(q):]
+            if a:
+                out.extend(by_bytes.get(a, ()))
+            for z in _ZEROS:
+                out.extend(by_bytes.get(a + z, ()))
+        elif q.startswith(full) and not q[len(full):].strip(b"0"):  # only zeros may follow
+            for z in _ZEROS:
+                out.extend(by_bytes.get(z, ()))
+
+    def _targets(self, sc: tuple) -> "_Targets":
+        """The tokens that, beyond the lexical candidates, may make an item in progress equal an
+        earlier item: those spelling the rest of the string or number that stands, in an
+        earlier item that the item so far could still become, where the item's scalar in
+        progress (or the value about to start) stands."""
         got = self._targets_cache.get(sc)
         if got is not None:
             return got
-        parts: list[np.ndarray] = []
+        mode, stack, buf, sstart, kbuf = sc
+        exact = mode == STR  # whether every earlier value is known: then simple closing tokens
+        clean = True  # need checking only when they spell one of those
         captured: list = []
         for f, text in self._closures(sc, _SENTINEL_JSON):
             if not f[4]:
                 continue
             pattern = self._canon_of(text)
             if pattern is _INVALID:
+                exact = False
                 continue
-            for v in f[4]:
-                out: list = []
-                if _match(pattern, v, out) and out:
-                    captured.append(out[0])
-        if captured:
-            mode, stack, buf, sstart, kbuf = sc
-            t = self._t
-            strings = [v for v in captured if type(v) is str]
-            numbers = [v for v in captured if type(v) is Decimal]
-            extra: list[int] = []
-            if mode == STR and strings:
-                raw = buf[sstart + 1:]
-                if 92 in raw:
-                    try:
-                        raw = _render(json.loads(b'"' + raw + b'"'))
-                    except ValueError:
-                        raw = None
-                if raw is not None:
-                    hit = False
-                    for v in strings:
-                        r = _render(v)
-                        if r.startswith(raw):
-                            hit = True
-                            rest = r[len(raw):]
-                            extra.extend(t.by_bytes.get(rest, ()) if rest else ())
-                            parts.append(t.subtree(rest + b'"'))
-                    if hit:
-                        parts.append(t.backslash_ids)
-            elif mode == OUT and strings:
+            got = self._captures.get((pattern, f[4]))
+            if got is None:
+                got = _captures(pattern, f[4])
+                self._captures.put((pattern, f[4]), got)
+            captured.extend(got[0])
+            clean = clean and got[1]
+        if mode != STR or kbuf is not None or buf is None or not clean:
+            exact = False
+        parts: list[np.ndarray] = []
+        extra: list[int] = []
+        t = self._t
+        strings = [v for v in captured if type(v) is str]
+        numbers = [v for v in captured if type(v) is Decimal]
+        if mode == STR and buf is not None and kbuf is None:
+            raw = buf[sstart + 1:]
+            if 92 in raw:
+                try:
+                    raw = _render(json.loads(b'"' + raw + b'"'))
+                except ValueError:
+                    raw, exact = None, False
+            if raw is not None:
                 for v in strings:
                     r = _render(v)
-                    for lead in (b'"', b' "'):
-                        extra.extend(t.by_bytes.get(lead + r, ()))
-            if numbers and mode in (OUT, BARE):
-                q = buf[sstart:] if mode == BARE and sstart >= 0 else b""
-                if mode == BARE and any(c in b".eE" for c in q):
-                    parts.append(t.number_ids)
-                else:
-                    parts.append(t.frac_ids)
-                    for v in numbers:
-                        for r in _renderings(v):
-                            if r.startswith(q) and len(r) > len(q):
-                                extra.extend(t.by_bytes.get(r[len(q):], ()))
-                                if mode == OUT:
-                                    extra.extend(t.by_bytes.get(b" " + r, ()))
-            if extra:
-                parts.append(np.array(extra, dtype=np.int64))
-        ids = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-        got = (ids, frozenset(ids.tolist()))
+                    if r.startswith(raw):
+                        rest = r[len(raw):]
+                        if rest:
+                            extra.extend(t.by_bytes.get(rest, ()))
+                        parts.append(t.subtree(rest + b'"'))
+        elif mode == OUT:
+            for v in strings:
+                r = _render(v)
+                for lead in (b'"', b' "'):
+                    extra.extend(t.by_bytes.get(lead + r, ()))
+        if numbers and mode in (OUT, BARE):
+            q = buf[sstart:] if mode == BARE and sstart >= 0 else b""
+            if b"e" in q or b"E" in q:  # in an exponent: every digit may matter (rare)
+                parts.append(t.number_ids)
+            else:
+                parts.append(t.frac_ids)  # a fraction or an exponent starts or goes on
+                for v in numbers:
+                    for r in _renderings(v):
+                        self._number_rest(q, r, extra, mode == OUT)
+        if extra:
+            parts.append(np.array(extra, dtype=np.int64))
+        if not parts:
+            ids = _NO_IDS
+        elif len(parts) == 1:
+            ids = np.unique(parts[0])
+        else:
+            ids = np.unique(np.concatenate(parts))
+        got = _Targets(ids, exact)
         self._targets_cache.put(sc, got)
         return got
+
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
+_ZEROS = tuple(b"0" * k for k in range(1, 6))
+
+
+def _captures(pattern: Any, seen: frozenset) -> tuple:
+    """(what stands at the sentinel in each earlier item that matches `pattern`, whether every
+    match was clean)."""
+    out: list = []
+    clean = True
+    if pattern == _SENTINEL:
+        return list(seen), True
+    for v in seen:
+        got: list = []
+        if _match(pattern, v, got):
+            if len(got) == 1:
+                out.append(got[0])
+            else:  # the text itself holds the sentinel: know nothing
+                clean = False
+    return out, clean
+
+
+class _Targets:
+    """Per scanner state: `ids` (sorted) of the target tokens; `exact` when the simple
+    string-closing tokens need no check beyond them."""
+
+    __slots__ = ("ids", "exact", "_set")
+
+    def __init__(self, ids: np.ndarray, exact: bool):
+        self.ids, self.exact, self._set = ids, exact, None
+
+    def __contains__(self, t: int) -> bool:
+        if self._set is None:
+            self._set = frozenset(self.ids.tolist())
+        return t in self._set
 
 
 class _Rejected:

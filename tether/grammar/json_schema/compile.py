@@ -44,6 +44,7 @@ __all__ = ["Options", "schema_to_ir", "canonical_json", "MAX_WHITESPACE"]
 MAX_WHITESPACE = 20  # the longest run of whitespace "flexible" allows between two tokens
 _MAX_PATTERN_REGIONS = 4  # patternProperties whose overlaps are spelled out (2^n regions)
 _MAX_ANY_ORDER_RECURSIVE = 8  # any-order properties with recursive values: 2^n subset rules
+_MAX_ONE_OF_CASES = 256  # oneOf as "this branch and none of the others": cases per branch
 
 _IR = (RuleRef, TerminalRef, Sequence, Choice, Repetition)
 EPS = Concat(())
@@ -464,27 +465,35 @@ class _Compiler:
                 flats = None
                 break
             flats.append(flat)
-        if flats is not None and self.pairwise_disjoint([merge(rest, f, ctx.pointer) for f in flats], ctx):
-            return self.alt([self.flat_or_bool(merge(rest, f, ctx.pointer), ctx) for f in flats])
         if flats is not None:
-            try:  # exactly one: each branch and not the others
+            merged = [merge(rest, f, ctx.pointer) for f in flats]
+            overlaps = {(i, j) for i, j in itertools.combinations(range(len(flats)), 2)
+                        if not self.disjoint(merged[i], merged[j], ctx, 0)}
+            try:  # exactly one: each branch, and not the branches it may overlap
+                negations = {}
+                for i, m in enumerate(merged):
+                    cases = 1
+                    for j, g in enumerate(flats):
+                        if (min(i, j), max(i, j)) in overlaps:
+                            negations[i, j] = negate(g, ctx.pointer)
+                            cases *= len(negations[i, j].get("anyOf", ())) or 1 if isinstance(negations[i, j], dict) else 1
+                    if cases > _MAX_ONE_OF_CASES:
+                        raise UnsupportedSchema("oneOf", f"{len(flats)} branches that may overlap: excluding the "
+                                                f"others would spell out {cases:,} cases", pointer=ctx.pointer)
                 options = []
-                for i, f in enumerate(flats):
-                    others = [negate(g, ctx.pointer) for j, g in enumerate(flats) if j != i]
-                    merged = merge(rest, f, ctx.pointer)
-                    for o in others:
-                        merged = merge(merged, o, ctx.pointer) if merged is not False else False
-                    options.append(self.flat_or_bool(merged, ctx))
+                for i, m in enumerate(merged):
+                    for j in range(len(flats)):
+                        if (i, j) in negations and m is not False:
+                            m = merge(m, negations[i, j], ctx.pointer)
+                    options.append(self.flat_or_bool(m, ctx))
                 return self.alt(options)
-            except UnsupportedSchema:
-                pass
+            except UnsupportedSchema as e:
+                if e.keyword == "oneOf":
+                    self.unsupported("oneOf", e.reason.split(": ", 1)[-1], ctx)
+                    return self.alt([self.flat_or_bool(m, ctx) for m in merged])
         self.unsupported("oneOf", "branches that may overlap, and whose negation has no exact "
                          "construction (exactly one must hold)", ctx)
         return self.alt([self.flat_or_bool(merge(rest, self._plain(b, ctx), ctx.pointer), ctx) for b in group])
-
-    def pairwise_disjoint(self, flats: list[Any], ctx: _Ctx) -> bool:
-        """Whether no value satisfies two of the branches (then oneOf is anyOf)."""
-        return all(self.disjoint(a, b, ctx, 0) for a, b in itertools.combinations(flats, 2))
 
     def disjoint(self, a: Any, b: Any, ctx: _Ctx, depth: int) -> bool:
         """A sufficient test: disjoint types, enum/const values, string contents (by automaton),
@@ -988,8 +997,10 @@ class _Compiler:
         """Members in declared order, each optional unless required, then any extras; `c` counts
         the members written so far, capped where the bounds stop telling counts apart."""
         n = len(members)
-        cap = max(lo, (hi + 1) if hi is not None else 1, 1)
         comma = self.punct(",")
+        if extras is not None and lo == 0 and hi is None:
+            return self.declared_with_extras(members, extras)
+        cap = max(lo, (hi + 1) if hi is not None else 1, 1)
         memo: dict[tuple[int, int], Any] = {}
         for i in range(n, -1, -1):
             for c in range(min(i, cap), -1, -1):
@@ -1014,6 +1025,23 @@ class _Compiler:
                 part = take if required else self.alt([take, memo[i + 1, c]])
                 memo[i, c] = self.shared(part)
         return memo[0, 0]
+
+    def declared_with_extras(self, members: list[tuple[Any, bool]], extras: Any) -> Any:
+        """Declared members in order, and extra members anywhere among them (no count bounds)."""
+        comma = self.punct(",")
+        more = Repeat(self.seq(comma, extras), 0, None) if _is_tree(extras) else \
+            Repetition(self.expr(self.seq(comma, extras)), 0, None)
+        after = self.seq(more)  # once something is written: any extras, then what follows
+        before = self.opt(self.seq(extras, more))  # nothing written yet
+        later, first = after, before  # i == n
+        for i in range(len(members) - 1, -1, -1):
+            member, required = members[i]
+            take_later = self.seq(comma, member, later)
+            now_later = self.shared(self.seq(more, take_later if required else self.alt([take_later, later])))
+            take_first = self.seq(member, later)
+            options = [self.seq(extras, now_later), take_first] + ([] if required else [first])
+            first, later = self.shared(self.alt(options)), now_later
+        return first
 
     def shared(self, part: Any) -> Any:
         """An IR expression used from several places becomes a rule (the rule builder copies
