@@ -94,6 +94,10 @@ class Color(msgspec.Struct):
     b: typing.Annotated[int, msgspec.Meta(ge=0, le=255)]
 
 
+class Boiling(msgspec.Struct):
+    celsius: float
+
+
 class Point(typing.NamedTuple):
     x: int
     y: int
@@ -115,7 +119,7 @@ CASES: list[tuple[str, typing.Any]] = [
     ("How many legs does a spider have? Answer as JSON.", typing.Annotated[int, msgspec.Meta(ge=0, le=1000)]),
     ("Is water wet? Answer true or false.", bool),
     ("List three primary colors as a JSON array of strings.", typing.Annotated[list[str], msgspec.Meta(max_length=3)]),
-    ("What is the boiling point of water in Celsius? Answer as a JSON number.", float),
+    ("What is the boiling point of water in Celsius? Answer as JSON.", Boiling),
     ("Pick a size for a large coffee: small, medium or large.", typing.Literal["small", "medium", "large"]),
     ("Give the point with x=3 and y=4 as a JSON array.", Point),
     ("Map the words one, two to their numbers as a JSON object.", dict[str, int]),
