@@ -610,9 +610,19 @@ class Terms:
         return got
 
     def _clamp(self, t: int, budget: int, work: list[int], nesting: int) -> int:
+        # Memoised per (term, budget) across calls: shared subterms (the rest of a document
+        # after each optional member) are clamped once, not once per path that reaches them.
+        got = self._clamped.get((t, budget))
+        if got is not None:
+            return got
         work[0] += 1
         if work[0] > _CLAMP_WORK or nesting > _CLAMP_NESTING:
             raise _GiveUp
+        got = self._clamp_new(t, budget, work, nesting)
+        self._clamped[t, budget] = got
+        return got
+
+    def _clamp_new(self, t: int, budget: int, work: list[int], nesting: int) -> int:
         k = self.kind[t]
         if k == K_CAT:
             heads = []

@@ -202,7 +202,9 @@ def _match(p: Any, v: Any, out: list) -> bool:
         return True
     if type(p) is not type(v):
         return False
-    if type(p) is tuple and len(p) == 2:
+    if type(p) is tuple:
+        if len(p) != len(v) or p[0] != v[0]:
+            return False
         if p[0] == "a":
             return len(p[1]) == len(v[1]) and all(_match(a, b, out) for a, b in zip(p[1], v[1]))
         if p[0] == "o":

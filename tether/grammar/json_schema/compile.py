@@ -43,6 +43,7 @@ __all__ = ["Options", "schema_to_ir", "canonical_json", "MAX_WHITESPACE"]
 
 MAX_WHITESPACE = 20  # the longest run of whitespace "flexible" allows between two tokens
 _MAX_PATTERN_REGIONS = 4  # patternProperties whose overlaps are spelled out (2^n regions)
+_MAX_ANY_ORDER = 12  # any-order properties with regular values: one intersection part each
 _MAX_ANY_ORDER_RECURSIVE = 8  # any-order properties with recursive values: 2^n subset rules
 _MAX_ONE_OF_CASES = 256  # oneOf as "this branch and none of the others": cases per branch
 
@@ -1053,13 +1054,21 @@ class _Compiler:
         return RuleRef(name)
 
     def any_order(self, members: list[tuple[Any, bool]], extras: Any, lo: int, hi: int | None) -> Any:
+        """Members in any order where that stays affordable: an intersection of "at most once"
+        lists for regular values (each automaton state pays one derivative per member, so up to
+        `_MAX_ANY_ORDER` members), one rule per set of members written for recursive values (up
+        to `_MAX_ANY_ORDER_RECURSIVE`); past those, declared order with a warning."""
         parts = [m for m, _ in members] + ([extras] if extras is not None else [])
-        if all(_is_tree(p) for p in parts):
+        regular = all(_is_tree(p) for p in parts)
+        if regular and len(members) <= _MAX_ANY_ORDER:
             return self.any_order_tree(members, extras, lo, hi)
-        if len(members) <= _MAX_ANY_ORDER_RECURSIVE:
+        if not regular and len(members) <= _MAX_ANY_ORDER_RECURSIVE:
             return self.any_order_rules(members, extras, lo, hi)
-        warnings.warn(f"property_order='any': {len(members)} properties with recursive values are kept in "
-                      f"declared order (any order is spelled out up to {_MAX_ANY_ORDER_RECURSIVE})", stacklevel=2)
+        bound = _MAX_ANY_ORDER if regular else _MAX_ANY_ORDER_RECURSIVE
+        warnings.warn(f"property_order='any': an object with {len(members)} properties"
+                      f"{'' if regular else ' with recursive values'} keeps them in declared order (any order "
+                      f"is spelled out up to {bound}); undescribed properties may still stand anywhere",
+                      stacklevel=2)
         return self.declared_order(members, extras, lo, hi)
 
     def any_order_tree(self, members: list[tuple[Any, bool]], extras: Any, lo: int, hi: int | None) -> Any:
