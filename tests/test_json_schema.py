@@ -344,3 +344,15 @@ def test_a_compiled_schema_walks_a_real_vocabulary_to_a_valid_instance():
     assert c.is_accepting(s)
     assert tether.json_schema(schema).compile(vocab) is c  # cached per vocabulary
     jsonschema.validate(json.loads(text), schema)
+
+
+def test_deep_nesting_compiles_and_too_deep_nesting_is_a_typed_error():
+    def nested(depth):
+        s = {"type": "integer"}
+        for _ in range(depth):
+            s = {"type": "array", "items": s}
+        return s
+
+    assert tether.json_schema(nested(100)).matches("[" * 100 + "1" + "]" * 100)
+    with pytest.raises(tether.ConstraintTooLarge, match="nesting depth"):
+        tether.json_schema(nested(3000))

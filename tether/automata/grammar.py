@@ -200,8 +200,8 @@ def _cache_key(schema: Any, options: Any, resources: Any, limits: Any) -> tuple 
         text = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True) \
             if isinstance(schema, (dict, bool)) else None
         extra = json.dumps(resources, sort_keys=True) if resources else ""
-    except (TypeError, ValueError):
-        return None
+    except (TypeError, ValueError, RecursionError):
+        return None  # not JSON text (or nested past json's reach): compiled, but not cached
     if text is None:
         try:
             hash(schema)

@@ -484,7 +484,7 @@ class UniqueItems(Constraint):
             if sc2 is _REJECT:
                 nxt = _REJECTED
             elif sc[2] is not None and self._candidate(sc, token_id) and self._pending(sc2) \
-                    and self._forced_duplicate(sc2, s2):
+                    and self._only_duplicates(sc2, s2):
                 nxt = _REJECTED
             else:
                 nxt = (s2, sc2)
@@ -709,7 +709,7 @@ class UniqueItems(Constraint):
         simplest way). With `placeholder`, the scalar in progress (or the value about to start)
         is replaced by it."""
         mode, stack, buf, sstart, kbuf = sc
-        if buf is None or kbuf is not None or mode == ESC:
+        if buf is None or kbuf is not None or (mode == ESC and placeholder is None):
             return
         if placeholder is None:
             end = len(buf)
@@ -748,17 +748,19 @@ class UniqueItems(Constraint):
                 return True
         return False
 
-    def _complete_duplicate(self, sc: tuple) -> bool:
+    def _item_done(self, sc: tuple) -> bool | None:
         """Whether the innermost open container is a unique array whose item in progress is a
-        complete value equal to an earlier item."""
+        complete value: True if it equals an earlier item, False if not, None if not complete."""
         mode, stack, buf, sstart, kbuf = sc
         if mode != OUT or buf is None or not stack:
-            return False
+            return None
         top = stack[-1]
-        if top[0] != ARR or not top[3] or not top[4]:
-            return False
+        if top[0] != ARR or not top[3]:
+            return None
         item = buf[top[5]:]
-        return bool(item.strip()) and self._canon_of(item) in top[4]
+        if not item.strip():
+            return None
+        return self._canon_of(item) in top[4]
 
     def _first_bytes(self, s: Any) -> frozenset:
         """The first bytes of the tokens the inner constraint allows in state s (256: EOS)."""
@@ -771,38 +773,53 @@ class UniqueItems(Constraint):
             self._first.put(s, got)
         return got
 
-    def _forced_duplicate(self, sc: tuple, s: Any, limit: int = 64) -> bool:
-        """Whether the inner constraint, from state s, forces an item in progress to be
-        completed into a duplicate (one byte at a time, whitespace outside strings aside)."""
-        byte_token = self._t.byte_token
-        for _ in range(limit):
-            if self._complete_duplicate(sc):
-                return True
-            fb = self._first_bytes(s)
-            mode = sc[0]
-            if 256 in fb:
-                return False
-            if mode == BARE and not (fb & _BARE):
-                sc = self._feed(sc, b" ")  # the number or literal cannot go on: it is complete
-                if sc is _REJECT:
-                    return True
-                continue
-            if mode == OUT or mode == BARE:
-                fb = fb - _WS
-            if len(fb) != 1:
-                return False
-            (b,) = fb
-            t = byte_token[b]
-            if t < 0:
-                return False
-            try:
-                s = self.inner.advance(s, t)
-            except TokenRejected:
-                return False
-            sc = self._feed(sc, bytes((b,)))
-            if sc is _REJECT:
-                return True
-        return False
+    def _only_duplicates(self, sc: tuple, s: Any, budget: int = 64, width: int = 12) -> bool:
+        """Whether every way the inner constraint lets the text go on from state s ends the
+        item in progress as a duplicate: a search byte by byte (whitespace outside strings
+        aside) of at most `budget` steps and `width` choices a step; past them, it can go on."""
+        byte_token, left = self._t.byte_token, [budget]
+
+        def dead(sc: tuple, s: Any) -> bool:
+            while True:
+                left[0] -= 1
+                if left[0] < 0:
+                    return False
+                done = self._item_done(sc)
+                if done is not None:
+                    return done
+                if sc[2] is None:
+                    return False
+                fb = self._first_bytes(s)
+                mode = sc[0]
+                if 256 in fb:
+                    return False
+                if mode == BARE and not (fb & _BARE):
+                    sc = self._feed(sc, b" ")  # the number or literal cannot go on: it is complete
+                    if sc is _REJECT:
+                        return True
+                    continue
+                if mode == OUT or mode == BARE:
+                    fb = fb - _WS
+                if not fb or len(fb) > width:
+                    return False
+                nexts = []
+                for b in sorted(fb):
+                    t = byte_token[b]
+                    if t < 0:
+                        return False
+                    try:
+                        s2 = self.inner.advance(s, t)
+                    except TokenRejected:
+                        return False
+                    sc2 = self._feed(sc, bytes((b,)))
+                    if sc2 is not _REJECT:
+                        nexts.append((sc2, s2))
+                if len(nexts) == 1:
+                    sc, s = nexts[0]
+                    continue
+                return all(dead(a, b) for a, b in nexts)
+
+        return dead(sc, s)
 
     def _number_rest(self, q: bytes, r: bytes, out: list, value_start: bool) -> None:
         """Add to `out` the digit tokens t (the fraction and exponent tokens aside) with which the
@@ -861,9 +878,25 @@ class UniqueItems(Constraint):
         t = self._t
         strings = [v for v in captured if type(v) is str]
         numbers = [v for v in captured if type(v) is Decimal]
-        if mode == STR and buf is not None and kbuf is None:
-            raw = buf[sstart + 1:]
-            if 92 in raw:
+        if mode in (STR, ESC) and buf is not None and kbuf is None:
+            raw, pending = _split_escape(buf[sstart + 1:], mode == ESC)
+            if pending is not None:  # an escape half written: the ways it can spell what comes
+                exact = False
+                try:
+                    done = json.loads(b'"' + raw + b'"')
+                except ValueError:
+                    strings = []
+                for v in strings:
+                    if len(v) > len(done) and v.startswith(done):
+                        rest = _render(v[len(done) + 1:])
+                        for e in _escapes(v[len(done)]):
+                            if e[:len(pending)].lower() == pending.lower():
+                                for spelled in _cases(e[len(pending):]):
+                                    if spelled + rest:
+                                        extra.extend(t.by_bytes.get(spelled + rest, ()))
+                                    parts.append(t.subtree(spelled + rest + b'"'))
+                raw = None
+            elif 92 in raw:
                 try:
                     raw = _render(json.loads(b'"' + raw + b'"'))
                 except ValueError:
@@ -904,6 +937,52 @@ class UniqueItems(Constraint):
 
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
+_SHORT_ESCAPES = {'"': b'"', "\\": b"\\", "/": b"/", "\b": b"b", "\f": b"f", "\n": b"n", "\r": b"r", "\t": b"t"}
+
+
+def _split_escape(raw: bytes, escaping: bool) -> tuple[bytes, bytes | None]:
+    """The raw content of a string in progress as (complete part, the bytes after the backslash
+    of an escape not finished yet, or None)."""
+    if escaping:
+        return raw[:-1], b""
+    i, n = 0, len(raw)
+    while i < n:
+        if raw[i] != 92:
+            i += 1
+        elif i + 1 < n and raw[i + 1] == 117:  # \u and four hex digits
+            if i + 6 > n:
+                return raw[:i], raw[i + 1:]
+            i += 6
+        else:
+            i += 2
+    return raw, None
+
+
+def _escapes(ch: str) -> list[bytes]:
+    """The spellings of a character as an escape, without the backslash."""
+    out = [_SHORT_ESCAPES[ch]] if ch in _SHORT_ESCAPES else []
+    code = ord(ch)
+    if code < 0x10000:
+        out.append(b"u%04x" % code)
+    else:
+        code -= 0x10000
+        out.append(b"u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)))
+    return out
+
+
+def _cases(hexes: bytes) -> list[bytes]:
+    """The spellings of hex digits in either case (all of them up to 4 letters, else two)."""
+    letters = [i for i, c in enumerate(hexes) if c in b"abcdef"]
+    if len(letters) > 4:
+        return [hexes, hexes.upper().replace(b"\\U", b"\\u")]
+    out = []
+    for mask in range(1 << len(letters)):
+        b = bytearray(hexes)
+        for k, i in enumerate(letters):
+            if mask >> k & 1:
+                b[i] -= 32
+        out.append(bytes(b))
+    return out
 _ZEROS = tuple(b"0" * k for k in range(1, 6))
 
 

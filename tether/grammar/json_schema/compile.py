@@ -22,6 +22,7 @@ import functools
 import itertools
 import json
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -45,6 +46,7 @@ MAX_WHITESPACE = 20  # the longest run of whitespace "flexible" allows between t
 _MAX_PATTERN_REGIONS = 4  # patternProperties whose overlaps are spelled out (2^n regions)
 _MAX_ANY_ORDER = 12  # any-order properties with regular values: one intersection part each
 _MAX_ANY_ORDER_RECURSIVE = 8  # any-order properties with recursive values: 2^n subset rules
+_RECURSION_LIMIT = 6000  # while compiling: about 1,000 levels of nested subschemas
 _MAX_ONE_OF_CASES = 256  # oneOf as "this branch and none of the others": cases per branch
 
 _IR = (RuleRef, TerminalRef, Sequence, Choice, Repetition)
@@ -1414,11 +1416,16 @@ def schema_to_ir(schema: Any, options: Options | None = None, *, resources: dict
     """The grammar IR of a JSON Schema, and the keywords dropped (only with ``lenient=True``)."""
     options = options or Options()
     compiler = _Compiler(schema, options, resources, limits or DEFAULT_LIMITS)
+    # The compiler recurses once per level of schema nesting (a few frames each).
+    depth = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(depth, _RECURSION_LIMIT))
     try:
         part = compiler.compile_root()
     except RecursionError:
-        raise ConstraintTooLarge("compiling the JSON Schema: nesting depth", 0, 0,
-                                 hint="the schema nests too deep to compile") from None
+        raise ConstraintTooLarge("compiling the JSON Schema: nesting depth", _RECURSION_LIMIT, _RECURSION_LIMIT,
+                                 unit="Python frames", hint="the schema nests too deep to compile") from None
+    finally:
+        sys.setrecursionlimit(depth)
     if part is None:
         from ...errors import EmptyLanguage
 
