@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(PIP) install -q -c constraints.txt -e ".[bench]"
 	$(PIP) install -q --no-deps xgrammar
 	$(VENV)/bin/python bench/masks.py
+	$(VENV)/bin/python bench/grammars.py
+	$(VENV)/bin/python bench/json_schemas.py --sample 150 --compile-timeout 10
 	$(VENV)/bin/python bench/generation.py
 
 clean:
