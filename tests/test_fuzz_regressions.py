@@ -2,23 +2,29 @@
 
     python -m fuzz regex --seconds 60          # appends failing cases to tests/regressions/regex.jsonl
     python -m fuzz grammar --seconds 60        # ... and to tests/regressions/grammar.jsonl
+    python -m fuzz jsonschema --seconds 60     # ... and to tests/regressions/jsonschema.jsonl
     python -m pytest tests/test_fuzz_regressions.py
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fuzz import _harness
 from fuzz import grammar as grammar_fuzz
+from fuzz import jsonschema as jsonschema_fuzz
 from fuzz import regex as regex_fuzz
 
 from conftest import data_path
 
 # target -> the function that checks one of its cases (None when tether does what the case expects)
-REPLAYERS = {"regex": regex_fuzz.check_case, "grammar": grammar_fuzz.check_case}
+REPLAYERS = {"regex": regex_fuzz.check_case, "grammar": grammar_fuzz.check_case,
+             "jsonschema": jsonschema_fuzz.check_case}
 # target -> the keys every saved case of it has
-REQUIRED = {"regex": {"kind", "pattern", "flags", "expected"}, "grammar": {"kind", "grammar", "start", "expected"}}
+REQUIRED = {"regex": {"kind", "pattern", "flags", "expected"}, "grammar": {"kind", "grammar", "start", "expected"},
+            "jsonschema": {"kind", "schema", "options", "expected"}}
 
 
 def _cases() -> list[tuple[str, int, dict]]:
@@ -31,7 +37,7 @@ def _cases() -> list[tuple[str, int, dict]]:
 
 def _case_id(item: tuple[str, int, dict]) -> str:
     target, line, case = item
-    source = case.get("pattern", case.get("grammar", ""))
+    source = case.get("pattern", case.get("grammar", json.dumps(case.get("schema", ""), ensure_ascii=False)))
     return f"{target}:{line}:{case['kind']}:{source[:24]}"
 
 

@@ -17,7 +17,7 @@ import warnings
 from collections import OrderedDict
 from typing import Any, Callable
 
-from ..errors import EmptyLanguage
+from ..errors import EmptyLanguage, GrammarError
 from ..grammar.ir import GrammarIR
 from ..limits import DEFAULT_LIMITS, Limits
 from ..vocab import Vocabulary
@@ -181,7 +181,12 @@ def json_schema(schema: Any, *, whitespace: str = "compact", property_order: str
     if dropped:
         warnings.warn("lenient JSON Schema: these keywords are not enforced, outputs may fail validation: "
                       + "; ".join(dropped), stacklevel=2)
-    compiled = JSONSchema(ir, schema, dropped, limits=limits, parse=parse)
+    try:
+        compiled = JSONSchema(ir, schema, dropped, limits=limits, parse=parse)
+    except GrammarError as e:  # e.g. {"$ref": "#"}: references that never reach a value
+        from ..errors import InvalidSchema
+
+        raise InvalidSchema(f"no finite instance: {e.reason}") from None
     if key is not None:
         _SCHEMAS[key] = compiled
         while len(_SCHEMAS) > _SCHEMA_CACHE_SIZE:
@@ -197,9 +202,9 @@ _SCHEMAS: "OrderedDict[tuple, JSONSchema]" = OrderedDict()
 
 def _cache_key(schema: Any, options: Any, resources: Any, limits: Any) -> tuple | None:
     try:
-        text = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True) \
-            if isinstance(schema, (dict, bool)) else None
-        extra = json.dumps(resources, sort_keys=True) if resources else ""
+        # Key order stays: it is the declared property order.
+        text = schema if isinstance(schema, str) else json.dumps(schema) if isinstance(schema, (dict, bool)) else None
+        extra = json.dumps(resources) if resources else ""
     except (TypeError, ValueError, RecursionError):
         return None  # not JSON text (or nested past json's reach): compiled, but not cached
     if text is None:

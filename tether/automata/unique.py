@@ -17,36 +17,41 @@ How: a state is (inner state, scanner state). The scanner reads the output bytes
 containers whose paths still matter, each unique array with the canonical keys of its finished
 items and the raw bytes of the item in progress (decoded with `json.loads` when it is done).
 
-What is refused, so that a duplicate can never be written and the generation never paints
-itself into a corner:
+What is refused, so that no duplicate can be written and generation does not paint itself
+into a corner:
   1. a token after which an item of a unique array is complete and equal to an earlier one:
-     its value closed (string, container, a number or literal followed by a delimiter) or the
-     item ended by `,` / `]` (the latter alone would be sound, but `["a","a"` would then be a
-     dead end);
-  2. a token after which the item, closed in the simplest way (its open string quoted, its
-     open containers closed), equals an earlier item, and the inner constraint forces exactly
-     that: it allows only one next byte (whitespace aside) until the item is complete, or no
-     byte that continues the number or literal in progress. So `[0,` then `0` (an integer can't
-     go on after 0), `["2024-01-01","2024-01-0` then `1` (a date must close there), and
-     `[{"ok":true},{"ok":` then `t` are refused where they start, not where they end.
+     its value closed (a string, a container, a number or literal followed by a delimiter), or
+     the item ended by `,` / `]` (refusing only these would be sound, but `["a","a"` would then
+     be a dead end);
+  2. a token after which some item in progress, closed the simplest way (its open string
+     quoted, its open containers closed), equals an earlier item, and every way the inner
+     constraint lets the text go on (searched byte by byte, a few dozen steps and a dozen
+     choices a step at most) makes it a duplicate. So `[0,` then `0` (nothing can follow 0 in
+     an integer), `["2024-01-01","2024-01-0` then `1` (a date must end there), `[5,10,1` then
+     `0` under `maximum: 10`, `[{"ok":true},{"ok":` then `t` (with no other property), are
+     refused where the duplicate becomes unavoidable, not where it ends.
 
-Tokens that could do either are found per state without walking the vocabulary: tokens whose
-bytes can end a value in the current lexical mode (precomputed once per vocabulary), and the
-few tokens that spell the rest of an earlier item (found from the earlier items that the item in
-progress could still become). Every other token keeps the inner verdict, so a mask inside a
-unique array costs the inner mask plus a scan of a few hundred tokens at most.
+Tokens that could do either are found per state without walking the vocabulary: the tokens
+whose bytes can end a value in the current lexical mode (precomputed once per vocabulary), and
+the few that spell the rest of an earlier item, found from the earlier items that the item in
+progress can still become (the rest of a string, the shortest way or as an escape; the digits
+of a number). Every other token keeps the inner verdict, so a mask inside a unique array is the
+inner mask plus a check of tens of tokens (a few hundred in a fraction); masks are cached per
+state, and steps per (state, token).
 
-Known gaps (completeness only; nothing outside the language is ever allowed):
-  * a finite item domain exhausted by unique items (booleans, enums, small integer ranges,
-    `minItems` larger than the domain) is a dead end: the compiler must handle those;
-  * more generally, a prefix all of whose continuations are earlier items is allowed when the
-    inner constraint leaves more than one way on (e.g. items `{"a": <bool>}` after both values
-    were used, or an integer range whose remaining values were all used);
-  * a forced continuation that adds content beyond closing the open string and containers
-    (a required property with a const value after the item so far) is not looked through;
-  * tokens that finish an earlier item's nested string mid-escape (`\\u00` then `61"`) or
-    spell its rest with escapes other than the shortest ones are only checked when they close
-    something.
+Known gaps (they only cost completeness: nothing outside the language is ever allowed):
+  * a finite item domain exhausted by unique items (booleans, enums, small integer ranges with
+    `minItems` or a model that keeps going) is a dead end: the compiler must handle those;
+  * so is a prefix all of whose continuations are earlier items when no simple closing of it
+    is one, or when the search is cut short: `[{"a":2,"b":true},{"a":2,"b":false},{"a":2,"b":`
+    (the prefix `{"a":2` does not close into an earlier item), `[9,9` under `maximum: 9` for a
+    number (9.0, 9.00, ... are all 9: generation can go on writing zeros);
+  * tokens of whitespace alone are not checked: where the inner constraint's whitespace limit
+    (`MAX_WHITESPACE`) leaves only the closing of a duplicate (`[[],[` and 20 blanks), it is
+    a dead end;
+  * an earlier string's rest spelled through escapes of ordinary characters split over tokens
+    (`\\u00` then `61`), or a forced continuation that adds content (a const property), is not
+    looked through.
 """
 
 from __future__ import annotations
@@ -77,7 +82,6 @@ ARR, OBJ, SKIP = 0, 1, 2
 
 _WS = frozenset(b" \t\n\r")
 _BARE = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-")
-_NUMBER_BYTES = frozenset(b"0123456789.eE+-")
 _STR_SPECIAL = re.compile(rb'["\\]')
 _BARE_RUN = re.compile(rb"[0-9A-Za-z.+\-]*")
 _LITERALS = (b"true", b"false", b"null")
@@ -97,9 +101,15 @@ _STR_ENDS_ITEM = re.compile(rb'"[^,\]]*[,\]]', re.S)
 _SIMPLE_CLOSE = re.compile(rb'[^"\\]*"[ \t\n\r}\]]*(?:,(.*))?', re.S)
 
 
+# Outside unique arrays, only a token that opens an array and then ends an item in it can do
+# anything to uniqueness.
+_OPENS_AND_ENDS = re.compile(rb"\[.*[,\]]", re.S)
+
+
 def _simple_close(data: bytes) -> bool:
     m = _SIMPLE_CLOSE.fullmatch(data)
     return m is not None and (m.group(1) is None or _OUT_QUIET.fullmatch(m.group(1)) is not None)
+
 
 _SENTINEL = "\x00\ufdd0tether-unique-items\ufdd1"
 _SENTINEL_JSON = json.dumps(_SENTINEL).encode()
@@ -228,8 +238,10 @@ class _Tables:
         number = np.zeros(size, dtype=bool)
         out_number = np.zeros(size, dtype=bool)
         simple = np.zeros(size, dtype=bool)
+        opener = np.zeros(size, dtype=bool)
+        blank = np.zeros(size, dtype=bool)
         first = np.full(size, 256, dtype=np.int16)
-        self.by_bytes: dict[bytes, list[int]] = {}
+        self.by_bytes: dict[bytes, Any] = {}
         self.byte_token = [-1] * 256
         for t, data in enumerate(vocab):
             if not data:
@@ -253,11 +265,21 @@ class _Tables:
                     ev[STR][t] = True
             if _STR_ENDS_ITEM.search(data, 1):
                 ev[ESC][t] = True
+            if _OPENS_AND_ENDS.search(data):
+                opener[t] = True
+            if not data.strip(b" \t\n\r"):
+                blank[t] = True
+        # tuples, not lists: 100k lists would be 100k more objects for every full GC to visit
+        self.by_bytes = {data: tuple(ids) for data, ids in self.by_bytes.items()}
         self.size, self.words = size, words
         self.ev = ev
         self.ev_words = [_pack(e, words) for e in ev]
         self.simple = simple
         self.simple_words = _pack(simple, words)
+        self.opener = opener
+        self.opener_words = _pack(opener, words)
+        self.blank = blank
+        self.blank_words = _pack(blank, words)
         self.first = first
         frac = number & np.array([bool(d) and any(c in b".eE" for c in d) for d in vocab], dtype=bool)
         self.number = number
@@ -400,7 +422,9 @@ class UniqueItems(Constraint):
         self._canons = _Bounded(_CACHE_ENTRIES)
         self._targets_cache = _Bounded(_CACHE_ENTRIES // 4)
         self._captures = _Bounded(_CACHE_ENTRIES // 4)
+        self._escape_cache = _Bounded(_CACHE_ENTRIES // 4)
         self._first = _Bounded(_CACHE_ENTRIES // 4)
+        self._searches = _Bounded(_CACHE_ENTRIES // 4)
         row_bytes = self._words * 4 + 200
         self._mask_limit = max(64, self.limits.mask_cache_bytes // 4 // row_bytes)
         self._masks: OrderedDict = OrderedDict()
@@ -436,9 +460,12 @@ class UniqueItems(Constraint):
             return self.inner.allows(s, token_id)
         if not self.inner.allows(s, token_id):
             return False
-        if sc[2] is None or not self._candidate(sc, token_id):
+        if not self._candidate(sc, token_id):
             return True
-        return self._step(state, token_id) is not _REJECTED
+        words = self._masks.get(state)  # the verdict of a mask already computed
+        if words is not None:
+            return bool(words[token_id >> 5] >> (token_id & 31) & 1)
+        return self._compute_step(state, token_id) is not _REJECTED
 
     def advance(self, state: Any, token_id: int) -> tuple:
         token_id = token_id if type(token_id) is int else as_token_id(token_id)
@@ -455,12 +482,19 @@ class UniqueItems(Constraint):
 
     def fill_bitmask(self, state: Any, row: Any) -> None:
         s, sc = self._split(state)
-        if sc[2] is None:  # no unique array open: the inner mask as it is
-            self.inner.fill_bitmask(s, row)
-            return
         words = self._masks.get(state)
         if words is None:
-            words = self._mask_words(state)
+            if sc[2] is None:  # no unique array open: the inner mask, unless a token opens one
+                words = np.zeros(self._words, dtype=np.int32)  # and holds a duplicate already
+                self.inner.fill_bitmask(s, words)
+                u = words.view(np.uint32)
+                hits = u & self._t.opener_words
+                if hits.any():
+                    for t in _bits_of(hits).tolist():
+                        if self._compute_step(state, t) is _REJECTED:
+                            u[t >> 5] &= ~np.uint32(1 << (t & 31))
+            else:
+                words = self._mask_words(state)
         if type(row) is np.ndarray and row.dtype == np.int32 and row.shape == words.shape:
             row[...] = words
             return
@@ -469,11 +503,16 @@ class UniqueItems(Constraint):
     # -- steps
 
     def _step(self, state: tuple, token_id: int) -> Any:
-        """The state after a non-EOS token, or _REJECTED; memoised."""
+        """The state after a non-EOS token, or _REJECTED; memoised (for the tokens taken: the
+        verdicts of the others are in the cached masks)."""
         key = (state, token_id)
         nxt = self._steps.get(key)
-        if nxt is not None:
-            return nxt
+        if nxt is None:
+            nxt = self._compute_step(state, token_id)
+            self._steps.put(key, nxt)
+        return nxt
+
+    def _compute_step(self, state: tuple, token_id: int) -> Any:
         s, sc = state
         try:
             s2 = self.inner.advance(s, token_id)
@@ -483,22 +522,25 @@ class UniqueItems(Constraint):
             sc2 = self._feed(sc, self._tokens[token_id])
             if sc2 is _REJECT:
                 nxt = _REJECTED
-            elif sc[2] is not None and self._candidate(sc, token_id) and self._pending(sc2) \
-                    and self._only_duplicates(sc2, s2):
+            elif self._candidate(sc, token_id) and sc2[2] is not None \
+                    and (self._pending(sc2) or self._in_escape(sc2)) and self._only_duplicates(sc2, s2):
                 nxt = _REJECTED
             else:
                 nxt = (s2, sc2)
-        self._steps.put(key, nxt)
         return nxt
 
     def _candidate(self, sc: tuple, t: int) -> bool:
         """Whether token t may complete or force an earlier item from scanner state sc (every
         other token keeps the inner verdict)."""
         tables = self._t
+        if sc[2] is None:
+            return bool(tables.opener[t])
         if tables.ev[sc[0]][t]:
             return True
         targets = self._targets(sc)
         if sc[0] == STR and not targets.exact and tables.simple[t]:
+            return True
+        if targets.blanks and tables.blank[t]:
             return True
         return t in targets
 
@@ -514,14 +556,20 @@ class UniqueItems(Constraint):
         lexical = tables.ev_words[sc[0]]
         if sc[0] == STR and not targets.exact:
             lexical = lexical | tables.simple_words
+        if targets.blanks:
+            lexical = lexical | tables.blank_words
         ids = _bits_of(u & lexical).tolist()
         target_ids = targets.ids
         if target_ids.shape[0]:
             allowed = (u[target_ids >> 5] >> (target_ids & 31).astype(np.uint32)) & 1
             ids = set(ids)
             ids.update(target_ids[allowed.astype(bool)].tolist())
-        for t in ids:
-            if self._step(state, t) is _REJECTED:
+        steps = self._steps
+        for t in ids:  # not memoised: the mask keeps the verdicts, and the states would only
+            nxt = steps.get((state, t))  # burden the garbage collector
+            if nxt is None:
+                nxt = self._compute_step(state, t)
+            if nxt is _REJECTED:
                 u[t >> 5] &= ~np.uint32(1 << (t & 31))
         with self._lock:
             self.mask_computations += 1
@@ -572,6 +620,15 @@ class UniqueItems(Constraint):
         equal to an earlier one (at the `,` or `]` after it)."""
         mode, stack, buf, sstart, kbuf = sc
         cap = buf is not None
+        # the common cases first: more of a string, of a number or literal, or of blanks
+        if mode == STR:
+            if kbuf is None and _STR_SPECIAL.search(data) is None:
+                return (STR, stack, buf + data if cap else None, sstart, None)
+        elif mode == BARE:
+            if _BARE_RUN.fullmatch(data):
+                return (BARE, stack, buf + data if cap else None, sstart, kbuf)
+        elif mode == OUT and not data.strip(b" \t\n\r"):
+            return (OUT, stack, buf + data if cap else None, sstart, kbuf)
         full = buf + data if cap else data
         base = 0
         i = len(buf) if cap else 0
@@ -741,11 +798,48 @@ class UniqueItems(Constraint):
             else:
                 closers += f[1]
 
+    @staticmethod
+    def _in_escape(sc: tuple) -> bool:
+        """Whether the scanner is inside an escape of a string in a unique array's item (where
+        the simplest closure is not JSON, so _pending cannot tell)."""
+        mode, buf, sstart = sc[0], sc[2], sc[3]
+        if buf is None or sc[4] is not None:
+            return False
+        if mode == ESC:
+            return True
+        return mode == STR and 92 in buf[sstart + 1:] and _split_escape(buf[sstart + 1:], False)[1] is not None
+
     def _pending(self, sc: tuple) -> bool:
-        """Whether some item in progress, closed in the simplest way, equals an earlier one."""
-        for f, text in self._closures(sc):
-            if f[4] and text.strip() and self._canon_of(text) in f[4]:
-                return True
+        """Whether some item in progress, closed in the simplest way, equals an earlier one
+        (what `_closures` yields, inlined: this runs for every candidate token)."""
+        mode, stack, buf, sstart, kbuf = sc
+        if buf is None or kbuf is not None or mode == ESC:
+            return False
+        if mode == STR:
+            tail = b'"'
+        elif mode == BARE:
+            word = buf[sstart:] if sstart >= 0 else b""
+            tail = b""
+            for lit in _LITERALS:
+                if lit.startswith(word):
+                    tail = lit[len(word):]
+                    break
+        else:
+            tail = b""
+        closers = b""
+        canon = self._canon_of
+        for f in reversed(stack):
+            kind = f[0]
+            if kind == ARR:
+                if f[3] and f[4]:
+                    text = buf[f[5]:] + tail + closers
+                    if text.strip() and canon(text) in f[4]:
+                        return True
+                closers += b"]"
+            elif kind == OBJ:
+                closers += b"}"
+            else:
+                closers += f[1]
         return False
 
     def _item_done(self, sc: tuple) -> bool | None:
@@ -774,21 +868,27 @@ class UniqueItems(Constraint):
         return got
 
     def _only_duplicates(self, sc: tuple, s: Any, budget: int = 64, width: int = 12) -> bool:
-        """Whether every way the inner constraint lets the text go on from state s ends the
-        item in progress as a duplicate: a search byte by byte (whitespace outside strings
-        aside) of at most `budget` steps and `width` choices a step; past them, it can go on."""
-        byte_token, left = self._t.byte_token, [budget]
+        """Whether every way the inner constraint lets the text go on from state s makes an
+        item a duplicate: a search byte by byte (whitespace outside strings aside) that follows
+        each way while some item in progress, closed the simplest way, is an earlier item; of at
+        most `budget` steps and `width` choices a step, past which it can go on."""
+        left = [budget]
+        key = None
+        if sc[0] == OUT:  # whitespace between values changes nothing but the inner state
+            key = (s, sc[:2] + (sc[2].rstrip(b" \t\n\r"),) + sc[3:])
+            got = self._searches.get(key)
+            if got is not None:
+                return got
 
         def dead(sc: tuple, s: Any) -> bool:
             while True:
                 left[0] -= 1
                 if left[0] < 0:
                     return False
-                done = self._item_done(sc)
-                if done is not None:
-                    return done
-                if sc[2] is None:
-                    return False
+                if self._item_done(sc):
+                    return True
+                if not (self._pending(sc) or self._in_escape(sc)):
+                    return False  # no item in progress can only become an earlier one
                 fb = self._first_bytes(s)
                 mode = sc[0]
                 if 256 in fb:
@@ -802,24 +902,40 @@ class UniqueItems(Constraint):
                     fb = fb - _WS
                 if not fb or len(fb) > width:
                     return False
-                nexts = []
-                for b in sorted(fb):
-                    t = byte_token[b]
-                    if t < 0:
+                if len(fb) == 1:  # forced: follow it without recursing
+                    (b,) = fb
+                    nxt = self._byte_step(sc, s, b)
+                    if nxt is None:
                         return False
-                    try:
-                        s2 = self.inner.advance(s, t)
-                    except TokenRejected:
-                        return False
-                    sc2 = self._feed(sc, bytes((b,)))
-                    if sc2 is not _REJECT:
-                        nexts.append((sc2, s2))
-                if len(nexts) == 1:
-                    sc, s = nexts[0]
+                    if nxt is _REJECT:
+                        return True
+                    sc, s = nxt
                     continue
-                return all(dead(a, b) for a, b in nexts)
+                for b in sorted(fb):  # every way must end in a duplicate; stop at the first that can't
+                    nxt = self._byte_step(sc, s, b)
+                    if nxt is None:
+                        return False
+                    if nxt is not _REJECT and not dead(*nxt):
+                        return False
+                return True
 
-        return dead(sc, s)
+        got = dead(sc, s)
+        if key is not None:
+            self._searches.put(key, got)
+        return got
+
+    def _byte_step(self, sc: tuple, s: Any, b: int) -> Any:
+        """(scanner, inner) states after byte b, _REJECT if it completes a duplicate, None if the
+        vocabulary has no token for that byte alone."""
+        t = self._t.byte_token[b]
+        if t < 0:
+            return None
+        try:
+            s2 = self.inner.advance(s, t)
+        except TokenRejected:
+            return None
+        sc2 = self._feed(sc, bytes((b,)))
+        return _REJECT if sc2 is _REJECT else (sc2, s2)
 
     def _number_rest(self, q: bytes, r: bytes, out: list, value_start: bool) -> None:
         """Add to `out` the digit tokens t (the fraction and exponent tokens aside) with which the
@@ -845,6 +961,66 @@ class UniqueItems(Constraint):
         elif q.startswith(full) and not q[len(full):].strip(b"0"):  # only zeros may follow
             for z in _ZEROS:
                 out.extend(by_bytes.get(z, ()))
+
+    def _string_targets(self, raw: bytes, escaping: bool, strings: list, extra: list, parts: list) -> None:
+        """The tokens that take a string whose raw content so far is `raw` to (or towards, through
+        an escape) one of `strings`: the rest spelled the shortest way, possibly closed, and the
+        beginnings of escapes that spell the next character."""
+        t = self._t
+        by_bytes = t.by_bytes
+        done_raw, pending = _split_escape(raw, escaping)
+        try:
+            done = json.loads(b'"' + done_raw + b'"') if 92 in done_raw else done_raw.decode("utf-8")
+        except ValueError:  # a character cut short: no escape can start here
+            done = None
+        if pending is None and done is not None:
+            key = _render(done) if 92 in done_raw else done_raw
+        elif pending is None:
+            key = done_raw
+        else:
+            key = None
+        for v in strings:
+            if key is not None:
+                r = _render(v)
+                if r.startswith(key):
+                    rest = r[len(key):]
+                    if rest:
+                        extra.extend(by_bytes.get(rest, ()))
+                    parts.append(t.subtree(rest + b'"'))
+            if done is None or len(v) <= len(done) or not v.startswith(done):
+                continue
+            ch, rest = v[len(done)], _render(v[len(done) + 1:])
+            if pending is None:  # an escape may start: `\`, `\u`, `\u0`, ...
+                extra.extend(self._escape_starts(ch))
+                if ch in _SHORT_ESCAPES or ch < " ":
+                    for e in _escapes(ch):
+                        for spelled in _cases(e):
+                            extra.extend(by_bytes.get(b"\\" + spelled + rest, ()))
+                            parts.append(t.subtree(b"\\" + spelled + rest + b'"'))
+                continue
+            for e in _escapes(ch):  # an escape half written: the ways to go on spelling ch
+                if e[:len(pending)].lower() != pending.lower():
+                    continue
+                for spelled in _cases(e[len(pending):]):
+                    for k in range(1, len(spelled)):
+                        extra.extend(by_bytes.get(spelled[:k], ()))
+                    if spelled + rest:
+                        extra.extend(by_bytes.get(spelled + rest, ()))
+                    parts.append(t.subtree(spelled + rest + b'"'))
+
+    def _escape_starts(self, ch: str) -> list[int]:
+        """Ids of the tokens that spell a beginning of an escape of `ch` (from the backslash)."""
+        got = self._escape_cache.get(ch)
+        if got is None:
+            got = set()
+            for e in _escapes(ch):
+                for spelled in _cases(e):
+                    full = b"\\" + spelled
+                    for k in range(1, len(full) + 1):
+                        got.update(self._t.by_bytes.get(full[:k], ()))
+            got = sorted(got)
+            self._escape_cache.put(ch, got)
+        return got
 
     def _targets(self, sc: tuple) -> "_Targets":
         """The tokens that, beyond the lexical candidates, may make an item in progress equal an
@@ -879,36 +1055,9 @@ class UniqueItems(Constraint):
         strings = [v for v in captured if type(v) is str]
         numbers = [v for v in captured if type(v) is Decimal]
         if mode in (STR, ESC) and buf is not None and kbuf is None:
-            raw, pending = _split_escape(buf[sstart + 1:], mode == ESC)
-            if pending is not None:  # an escape half written: the ways it can spell what comes
+            self._string_targets(buf[sstart + 1:], mode == ESC, strings, extra, parts)
+            if mode == ESC or 92 in buf[sstart + 1:] and _split_escape(buf[sstart + 1:], False)[1] is not None:
                 exact = False
-                try:
-                    done = json.loads(b'"' + raw + b'"')
-                except ValueError:
-                    strings = []
-                for v in strings:
-                    if len(v) > len(done) and v.startswith(done):
-                        rest = _render(v[len(done) + 1:])
-                        for e in _escapes(v[len(done)]):
-                            if e[:len(pending)].lower() == pending.lower():
-                                for spelled in _cases(e[len(pending):]):
-                                    if spelled + rest:
-                                        extra.extend(t.by_bytes.get(spelled + rest, ()))
-                                    parts.append(t.subtree(spelled + rest + b'"'))
-                raw = None
-            elif 92 in raw:
-                try:
-                    raw = _render(json.loads(b'"' + raw + b'"'))
-                except ValueError:
-                    raw, exact = None, False
-            if raw is not None:
-                for v in strings:
-                    r = _render(v)
-                    if r.startswith(raw):
-                        rest = r[len(raw):]
-                        if rest:
-                            extra.extend(t.by_bytes.get(rest, ()))
-                        parts.append(t.subtree(rest + b'"'))
         elif mode == OUT:
             for v in strings:
                 r = _render(v)
@@ -931,7 +1080,10 @@ class UniqueItems(Constraint):
             ids = np.unique(parts[0])
         else:
             ids = np.unique(np.concatenate(parts))
-        got = _Targets(ids, exact)
+        # Between values an item that is already an earlier one (closed the simplest way) may be
+        # left one way on by the inner constraint's limit on whitespace: check blanks there too.
+        blanks = mode == OUT and self._pending(sc)
+        got = _Targets(ids, exact, blanks)
         self._targets_cache.put(sc, got)
         return got
 
@@ -1005,12 +1157,12 @@ def _captures(pattern: Any, seen: frozenset) -> tuple:
 
 class _Targets:
     """Per scanner state: `ids` (sorted) of the target tokens; `exact` when the simple
-    string-closing tokens need no check beyond them."""
+    string-closing tokens need no check beyond them; `blanks` when whitespace tokens need one."""
 
-    __slots__ = ("ids", "exact", "_set")
+    __slots__ = ("ids", "exact", "blanks", "_set")
 
-    def __init__(self, ids: np.ndarray, exact: bool):
-        self.ids, self.exact, self._set = ids, exact, None
+    def __init__(self, ids: np.ndarray, exact: bool, blanks: bool):
+        self.ids, self.exact, self.blanks, self._set = ids, exact, blanks, None
 
     def __contains__(self, t: int) -> bool:
         if self._set is None:

@@ -35,7 +35,8 @@ from ..ir import Choice, GrammarIR, Repetition, Rule, RuleRef, Sequence, Termina
 from ..regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, Repeat, RegexNode,
                      parse_regex)
 from .formats import format_tree
-from .merge import ANNOTATIONS, TYPES, json_type, merge, negate, normalize, value_key
+from .merge import (ANNOTATIONS, TYPES, X_ANY_OF, X_FORMATS, X_FRACTION, X_NOT, X_NOT_STRINGS, X_NOT_VALUES,
+                    X_ONE_OF, X_PATTERNS, json_type, merge, negate, normalize, value_key)
 from .numbers import integer_tree, number_tree
 from .resolve import Resolver, draft_of, subschemas
 from .strings import ANY_CHAR, json_string, literal_text
@@ -59,7 +60,7 @@ _ASSERTIONS = frozenset((
     "minLength", "maxLength", "pattern", "format", "items", "prefixItems", "minItems", "maxItems",
     "uniqueItems", "contains", "minContains", "maxContains", "properties", "required", "additionalProperties",
     "patternProperties", "propertyNames", "minProperties", "maxProperties", "allOf", "anyOf", "oneOf", "not",
-    "$ref", "x-patterns", "x-formats", "x-anyOf", "x-not", "x-oneOf", "x-not-strings", "x-not-values", "x-fraction",
+    "$ref", X_PATTERNS, X_FORMATS, X_ANY_OF, X_NOT, X_ONE_OF, X_NOT_STRINGS, X_NOT_VALUES, X_FRACTION,
 ))
 _UNSUPPORTED = {
     "$dynamicRef": "dynamic references", "$recursiveRef": "recursive references (2019-09)",
@@ -353,15 +354,15 @@ class _Compiler:
                     raise InvalidSchema(f"{key} must be a non-empty list of schemas",
                                         location=Location(pointer=ctx.pointer))
                 rest = {k: v for k, v in s.items() if k != key}
-                plural = "x-anyOf" if key == "anyOf" else "x-oneOf"
+                plural = X_ANY_OF if key == "anyOf" else X_ONE_OF
                 rest[plural] = [*rest.get(plural, []), [_Located(b, _sub(ctx, f"/{key}/{i}"))
                                                         for i, b in enumerate(branches)]]
                 return self.flat(rest, ctx)
-        if "not" in s or s.get("x-not"):
-            nots = ([s["not"]] if "not" in s else []) + list(s.get("x-not", []))
-            rest = {k: v for k, v in s.items() if k not in ("not", "x-not")}
+        if "not" in s or s.get(X_NOT):
+            nots = ([s["not"]] if "not" in s else []) + list(s.get(X_NOT, []))
+            rest = {k: v for k, v in s.items() if k not in ("not", X_NOT)}
             if nots[1:]:
-                rest["x-not"] = nots[1:]
+                rest[X_NOT] = nots[1:]
             inner = self.flatten(nots[0], _sub(ctx, "/not"))
             if isinstance(inner, _Opaque):
                 self.unsupported("not", "not of a recursive schema", ctx)
@@ -374,19 +375,19 @@ class _Compiler:
                 self.dropped.append(f"{ctx.pointer or '/'}: not")
                 return self.flat(rest, ctx)
             return self.flat_or_bool(merge(rest, negated, ctx.pointer) if negated is not True else rest, ctx)
-        if s.get("x-oneOf"):
-            groups = s["x-oneOf"]
-            rest = {k: v for k, v in s.items() if k != "x-oneOf"}
+        if s.get(X_ONE_OF):
+            groups = s[X_ONE_OF]
+            rest = {k: v for k, v in s.items() if k != X_ONE_OF}
             group, later = groups[0], groups[1:]
             if later:
-                rest["x-oneOf"] = later
+                rest[X_ONE_OF] = later
             return self.one_of(rest, group, ctx)
-        if s.get("x-anyOf"):
-            groups = s["x-anyOf"]
-            rest = {k: v for k, v in s.items() if k != "x-anyOf"}
+        if s.get(X_ANY_OF):
+            groups = s[X_ANY_OF]
+            rest = {k: v for k, v in s.items() if k != X_ANY_OF}
             group, later = groups[0], groups[1:]
             if later:
-                rest["x-anyOf"] = later
+                rest[X_ANY_OF] = later
             options = []
             for branch in group:
                 flat = self.flatten(branch, branch.ctx if isinstance(branch, _Located) else ctx)
@@ -420,7 +421,7 @@ class _Compiler:
                 return _Opaque(schema, ctx)
             ctx = _Ctx(self.resolver.base_of(schema, ctx.base, ctx.draft), ctx.pointer, ctx.draft)
             s = normalize(schema, ctx.draft, ctx.pointer)
-            for key, plural in (("anyOf", "x-anyOf"), ("oneOf", "x-oneOf")):
+            for key, plural in (("anyOf", X_ANY_OF), ("oneOf", X_ONE_OF)):
                 if key in s:  # as lists of located branches, so that two branches' lists merge
                     branches = s.pop(key)
                     if not isinstance(branches, list) or not branches:
@@ -549,12 +550,12 @@ class _Compiler:
     def types(self, s: dict, ctx: _Ctx) -> Any:
         names = s.get("type")
         allowed = list(TYPES) if names is None else [t for t in TYPES if t in names]
-        if "integer" in allowed and ("number" in allowed or s.get("x-fraction")):
+        if "integer" in allowed and ("number" in allowed or s.get(X_FRACTION)):
             allowed.remove("integer")  # inside "number", or excluded: x-fraction is "not an integer"
         if "enum" in s or "const" in s:
             return self.values(s, allowed, ctx)
         parts = []
-        excluded = s.get("x-not-values")
+        excluded = s.get(X_NOT_VALUES)
         for t in allowed:
             part = getattr(self, "t_" + t)(s, ctx)
             if excluded and part is not None and t != "string":
@@ -626,7 +627,7 @@ class _Compiler:
         return self.numeric(s, ctx, integer=True)
 
     def t_number(self, s: dict, ctx: _Ctx) -> Any:
-        if s.get("x-fraction"):
+        if s.get(X_FRACTION):
             return self.numeric(s, ctx, integer=False, fraction=True)
         return self.numeric(s, ctx, integer=False)
 
@@ -696,7 +697,9 @@ class _Compiler:
         content = self.string_content(s, ctx)
         if content is None:
             return None
-        return json_string(content)
+        text = json_string(content)
+        # Intersections (pattern, format and length) can leave no string at all.
+        return self.live(text) if isinstance(content, (Intersect, Complement)) else text
 
     def string_content(self, s: dict, ctx: _Ctx, *, canonical_only: bool = False) -> Any:
         """The tree of the string *values* `s` allows (code points, before JSON escaping)."""
@@ -711,21 +714,21 @@ class _Compiler:
         if hi is not None and hi < lo:
             return None
         length = Repeat(ANY_CHAR, lo, hi)
-        patterns = ([s["pattern"]] if "pattern" in s else []) + list(s.get("x-patterns", []))
+        patterns = ([s["pattern"]] if "pattern" in s else []) + list(s.get(X_PATTERNS, []))
         for p in patterns:
             tree = self.pattern(p, ctx)
             if tree is not None:
                 parts.append(tree)
-        formats = ([s["format"]] if "format" in s else []) + list(s.get("x-formats", []))
+        formats = ([s["format"]] if "format" in s else []) + list(s.get(X_FORMATS, []))
         for f in formats:
             tree = self.format(f, ctx)
             if tree is not None:
                 parts.append(tree)
-        for sub in s.get("x-not-strings", []):
+        for sub in s.get(X_NOT_STRINGS, []):
             inner = self.string_content(sub, ctx)
             if inner is not None:
                 parts.append(Complement(inner))
-        values = s.get("x-not-values")
+        values = s.get(X_NOT_VALUES)
         if values:
             strings = [v for v in values if isinstance(v, str)]
             if strings:
@@ -806,9 +809,13 @@ class _Compiler:
         """Arrays with at least `minContains` elements matching `contains`: the element lists,
         intersected with "m matching elements somewhere in the list" (exact: a list splits into
         elements in one way only). `maxContains` would need a complement of texts: unsupported."""
-        if s["contains"] is True and s.get("maxContains") is None:
+        wanted = self.flatten(s["contains"], _sub(ctx, "/contains"))
+        if isinstance(wanted, dict) and not any(k not in ANNOTATIONS for k in wanted):
+            wanted = True  # {}: any item
+        if wanted is True and s.get("maxContains") is None:
+            need = _count(s, "minContains", ctx, 1)
             s = {k: v for k, v in s.items() if k not in ("contains", "minContains")}
-            s["minItems"] = max(lo, _count(s, "minContains", ctx, 1) if "minContains" in s else 1)
+            s["minItems"] = max(lo, need)  # any `need` items contain what contains asks
             return self.t_array(s, ctx)
         if s.get("maxContains") is not None:
             self.unsupported("maxContains", "maxContains is not supported", ctx)
@@ -818,6 +825,9 @@ class _Compiler:
             return self.t_array({k: v for k, v in s.items() if k not in ("contains", "minContains")}, ctx)
         if s.get("prefixItems"):
             self.unsupported("contains", "contains together with prefixItems", ctx)
+            return _NOT_HANDLED
+        if s.get("uniqueItems") is True:
+            self.unsupported("uniqueItems", "uniqueItems together with contains", ctx)
             return _NOT_HANDLED
         items = s.get("items", True)
         element = self.node(items, _sub(ctx, "/items")) if items is not True else self.any_value()
@@ -1103,46 +1113,42 @@ class _Compiler:
         return body if need else Alternation((body, EPS))
 
     def any_order_rules(self, members: list[tuple[Any, bool]], extras: Any, lo: int, hi: int | None) -> Any:
-        """Any order for members with recursive values: one rule per set of members written."""
+        """Any order for members with recursive values: one rule per (set of members written,
+        extra members written, capped where the count bounds stop telling counts apart)."""
         n = len(members)
         comma = self.punct(",")
         required = sum(1 << i for i, (_, r) in enumerate(members) if r)
-        memo: dict[tuple[int, bool], Any] = {}
+        cap = max(lo, (hi + 1) if hi is not None else 0, 1)  # at least "none yet" vs "some"
+        names: dict[tuple[int, int], RuleRef] = {}
 
-        loops = extras is not None and lo == 0 and hi is None  # extras anywhere, uncounted
-
-        def rest(used: int, first: bool) -> Any:
-            key = (used, first)
-            if key in memo:
-                return memo[key]
-            name = None
-            if loops and not first:  # the extras come back to this state: a named rule
-                name = f"r{len(self.rules)}"
-                self.rules[name] = None  # defined below
-                memo[key] = RuleRef(name)
-            count = bin(used).count("1")
+        def state(used: int, k: int) -> Any:
+            key = (used, min(k, cap))
+            if key in names:
+                return names[key]
+            count = bin(used).count("1") + key[1]
+            if hi is not None and count > hi:
+                return None
+            name = f"r{len(self.rules)}"
+            self.rules[name] = None  # defined below; the extras may come back to this state
+            names[key] = RuleRef(name)
+            sep = EPS if used == 0 and key[1] == 0 else comma
             options = []
             if used & required == required and count >= lo:
                 options.append(EPS)
-            if hi is None or count < hi:
-                sep = EPS if first else comma
-                for i in range(n):
-                    if not used >> i & 1:
-                        options.append(self.seq(sep, members[i][0], rest(used | 1 << i, False)))
-                if loops:
-                    options.append(self.seq(sep, extras, rest(used, False)))
-                elif extras is not None:
-                    more = self.rep(self.seq(comma, extras), 0, None if hi is None else hi - count - 1)
-                    tail = self.seq(sep, extras, more)
-                    if used & required == required and count + 1 >= lo:
-                        options.append(tail)
-            if name is not None:
-                self.rules[name] = Rule(name, self.expr(self.alt(options)))
-                return memo[key]
-            memo[key] = self.shared(self.alt(options))
-            return memo[key]
+            for i in range(n):
+                if not used >> i & 1:
+                    options.append(self.seq(sep, members[i][0], state(used | 1 << i, key[1])))
+            if extras is not None:
+                options.append(self.seq(sep, extras, state(used, key[1] + 1)))
+            body = self.alt(options)
+            if body is None:  # a dead end (too many already): never referenced as a live choice
+                del self.rules[name]
+                names[key] = None
+                return None
+            self.rules[name] = Rule(name, self.expr(body))
+            return names[key]
 
-        return rest(0, True)
+        return state(0, 0)
 
     # ---- any value ---------------------------------------------------------------------------
 
@@ -1188,7 +1194,7 @@ _KNOWN_FORMATS = frozenset(("date", "time", "date-time", "duration", "email", "i
 _FRACTION_NUMBER = parse_regex(r"-?(0|[1-9][0-9]*)\.[0-9]*[1-9]")
 _CANONICAL_NUMBER = parse_regex(r"0|-?[1-9][0-9]*|-?(0|[1-9][0-9]*)\.[0-9]*[1-9]")
 _STRING_KEYWORDS = frozenset(("type", "enum", "const", "minLength", "maxLength", "pattern", "format",
-                              "x-patterns", "x-formats", "x-not-strings", "x-not-values"))
+                              X_PATTERNS, X_FORMATS, X_NOT_STRINGS, X_NOT_VALUES))
 
 
 def _multiples(m: int) -> RegexNode | None:

@@ -9,9 +9,11 @@ disjunctions in disguise (`dependentRequired`, `dependentSchemas`, `if`/`then`/`
     >>> merge({"type": ["integer", "string"]}, {"type": "integer", "minimum": 3})
     {'type': ['integer'], 'minimum': 3}
 
-Internal keywords (never valid JSON Schema, so they cannot clash): `x-patterns` (all must
-match), `x-formats`, `x-anyOf` (a list of anyOf lists, all must hold), `x-oneOf`, `x-not-strings`
-(string schemas the value must not match), `x-prop-pattern-checked`.
+Internal keywords are tuples, which no schema read from JSON can have as a key, so a user's
+`"x-patterns"` stays an unknown keyword: `X_PATTERNS` (all must match), `X_FORMATS`, `X_ANY_OF`
+(anyOf lists, all must hold), `X_ONE_OF`, `X_NOT` (schemas the value must not match),
+`X_NOT_STRINGS` (string schemas, by complement), `X_NOT_VALUES` (scalar values excluded),
+`X_FRACTION` (a number that is not an integer), `NORMALIZED` (draft rules applied).
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from typing import Any
 
 from ...errors import InvalidSchema, UnsupportedSchema, Location
 
-__all__ = ["normalize", "merge", "negate", "value_key", "json_type", "ANNOTATIONS", "TYPES"]
+__all__ = ["normalize", "merge", "negate", "value_key", "json_type", "ANNOTATIONS", "TYPES", "X_PATTERNS",
+           "X_FORMATS", "X_ANY_OF", "X_ONE_OF", "X_NOT", "X_NOT_STRINGS", "X_NOT_VALUES", "X_FRACTION"]
+
+X_PATTERNS, X_FORMATS, X_ANY_OF, X_ONE_OF, X_NOT, X_NOT_STRINGS, X_NOT_VALUES, X_FRACTION, NORMALIZED = (
+    ("tether", name) for name in ("patterns", "formats", "anyOf", "oneOf", "not", "not-strings", "not-values",
+                                  "fraction", "normalized"))
 
 TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
 
@@ -32,11 +39,11 @@ ANNOTATIONS = frozenset((
     "$schema", "$id", "id", "$comment", "$defs", "definitions", "$anchor", "$dynamicAnchor", "$vocabulary",
     "title", "description", "default", "examples", "example", "deprecated", "readOnly", "writeOnly",
     "contentEncoding", "contentMediaType", "contentSchema", "discriminator", "xml", "externalDocs",
-    "markdownDescription", "enumDescriptions", "markdownEnumDescriptions", "errorMessage", "$ref_sibling",
+    "markdownDescription", "enumDescriptions", "markdownEnumDescriptions", "errorMessage", NORMALIZED,
 ))
 
 _NUMERIC = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
-_STRING = ("minLength", "maxLength", "pattern", "format", "x-patterns", "x-formats", "x-not-strings")
+_STRING = ("minLength", "maxLength", "pattern", "format", X_PATTERNS, X_FORMATS, X_NOT_STRINGS)
 _ARRAY = ("items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains",
           "maxContains", "additionalItems", "unevaluatedItems")
 _OBJECT = ("properties", "required", "additionalProperties", "patternProperties", "propertyNames",
@@ -102,9 +109,35 @@ def _types(schema: dict, pointer: str) -> list[str] | None:
     return list(dict.fromkeys(names))
 
 
+# Keywords by the draft that introduced them: in an earlier draft they are unknown, so ignored.
+_SINCE = {6: ("const", "contains", "propertyNames"), 7: ("if", "then", "else"),
+          2019: ("minContains", "maxContains", "dependentRequired", "dependentSchemas", "prefixItems",
+                 "unevaluatedProperties", "unevaluatedItems", "$recursiveRef"), 2020: ("$dynamicRef",)}
+# Formats each draft defines; others are annotations there (validators ignore them).
+_FORMATS_SINCE = {4: ("date-time", "email", "hostname", "ipv4", "ipv6", "uri"),
+                  6: ("uri-reference", "uri-template", "json-pointer"),
+                  7: ("date", "time", "idn-email", "idn-hostname", "iri", "iri-reference", "relative-json-pointer",
+                      "regex"),
+                  2019: ("duration", "uuid")}
+
+
+def formats_of(draft: int) -> frozenset[str]:
+    """The format names JSON Schema defines in `draft`."""
+    return frozenset(f for since, names in _FORMATS_SINCE.items() if since <= draft for f in names)
+
+
 def normalize(schema: dict, draft: int, pointer: str) -> dict:
     """The schema in 2020-12 spelling, with dependencies and conditionals as allOf/anyOf."""
     s = dict(schema)
+    if s.get(NORMALIZED):
+        return s  # already in 2020-12 spelling: its draft's rules were applied once
+    s[NORMALIZED] = True
+    for since, keywords in _SINCE.items():
+        if draft < since:
+            for key in keywords:
+                s.pop(key, None)
+    if isinstance(s.get("format"), str) and s["format"] not in formats_of(draft) and s["format"] in formats_of(2020):
+        del s["format"]  # a format of a later draft: an annotation here
     types = _types(s, pointer)
     if types is not None:
         s["type"] = types
@@ -126,7 +159,7 @@ def normalize(schema: dict, draft: int, pointer: str) -> dict:
                 s["items"] = s.pop("additionalItems")
         else:
             s.pop("additionalItems", None)  # ignored without an items array
-    if draft <= 7 and "dependencies" in s:
+    if draft < 2019 and "dependencies" in s:
         deps = s.pop("dependencies")
         if not isinstance(deps, dict):
             raise InvalidSchema("dependencies must be an object", location=Location(pointer=pointer))
@@ -202,12 +235,12 @@ def merge(a: Any, b: Any, pointer: str = "") -> Any:
             pass  # handled below as one value list
         elif key in ("pattern", "format"):
             if mine != value:
-                plural = "x-patterns" if key == "pattern" else "x-formats"
+                plural = X_PATTERNS if key == "pattern" else X_FORMATS
                 out[plural] = [*out.get(plural, []), value]
-        elif key in ("x-patterns", "x-formats", "x-anyOf", "x-oneOf", "x-not-strings", "x-not", "allOf"):
+        elif key in (X_PATTERNS, X_FORMATS, X_ANY_OF, X_ONE_OF, X_NOT_STRINGS, X_NOT, "allOf"):
             out[key] = [*mine, *value]
         elif key in ("anyOf", "oneOf"):
-            plural = "x-" + key  # both must hold: two lists of branches
+            plural = X_ANY_OF if key == "anyOf" else X_ONE_OF  # both must hold: two lists
             out.pop(key)
             out[plural] = [*out.get(plural, []), mine, value]
         elif key == "uniqueItems":
@@ -216,16 +249,16 @@ def merge(a: Any, b: Any, pointer: str = "") -> Any:
             out[key] = {"allOf": [mine, value]}
         elif key == "not":  # two negations, both hold: a list, never nested again
             out.pop("not")
-            out["x-not"] = [*out.get("x-not", []), mine, value]
+            out[X_NOT] = [*out.get(X_NOT, []), mine, value]
         elif key == "properties":
             continue  # with additionalProperties, below
         elif key in ANNOTATIONS:
             continue
         elif key in ("additionalProperties", "patternProperties", "prefixItems"):
             continue  # below
-        elif key == "x-not-values":
+        elif key == X_NOT_VALUES:
             out[key] = [*mine, *value]
-        elif key == "x-fraction":
+        elif key == X_FRACTION:
             out[key] = True
         elif key in _MERGED_ELSEWHERE:
             raise UnsupportedSchema(key, f"{key!r} in more than one branch of an allOf", pointer=pointer)
@@ -325,22 +358,22 @@ def negate(schema: Any, pointer: str) -> Any:
     if not s:
         return False
     options: list[Any] = []
-    if "not" in s or "x-not" in s:
-        rest = {k: v for k, v in s.items() if k not in ("not", "x-not")}
-        options.extend(([s["not"]] if "not" in s else []) + s.get("x-not", []))  # not(R and not N) = not R or N
+    if "not" in s or X_NOT in s:
+        rest = {k: v for k, v in s.items() if k not in ("not", X_NOT)}
+        options.extend(([s["not"]] if "not" in s else []) + s.get(X_NOT, []))  # not(R and not N) = not R or N
         if rest:
             options.append(negate(rest, pointer))
         return {"anyOf": options}
-    if "anyOf" in s or "allOf" in s or "oneOf" in s or "x-anyOf" in s:
+    if "anyOf" in s or "allOf" in s or "oneOf" in s or X_ANY_OF in s:
         if "oneOf" in s:
             raise UnsupportedSchema("not", "not of a oneOf", pointer=pointer)
         parts: list[Any] = []
-        rest = {k: v for k, v in s.items() if k not in ("anyOf", "allOf", "x-anyOf")}
+        rest = {k: v for k, v in s.items() if k not in ("anyOf", "allOf", X_ANY_OF)}
         if rest:
             parts.append(negate(rest, pointer))
         for branch in s.get("allOf", []):
             parts.append({"not": branch})
-        for group in ([s["anyOf"]] if "anyOf" in s else []) + s.get("x-anyOf", []):
+        for group in ([s["anyOf"]] if "anyOf" in s else []) + s.get(X_ANY_OF, []):
             parts.append({"allOf": [{"not": b} for b in group]})
         return {"anyOf": parts}
     types = s.get("type")
@@ -364,7 +397,7 @@ def negate(schema: Any, pointer: str) -> Any:
             mine = [v for v in values if json_type(v) == t or (t == "number" and json_type(v) == "integer")]
             if any(isinstance(v, (list, dict)) for v in mine):
                 raise UnsupportedSchema("not", "not of an enum with array or object values", pointer=pointer)
-            branches.append({"x-not-values": mine})
+            branches.append({X_NOT_VALUES: mine})
         out.extend({"type": [t], **b} for b in branches)
     return {"anyOf": out} if out else False
 
@@ -374,7 +407,7 @@ def _other_types(allowed: list[str]) -> list[dict]:
     out: list[dict] = [{"type": [t]} for t in TYPES if t not in allowed and t != "integer" and
                        not (t == "number" and "integer" in allowed)]
     if "integer" in allowed and "number" not in allowed:
-        out.append({"type": ["number"], "x-fraction": True})  # numbers that are not integers
+        out.append({"type": ["number"], X_FRACTION: True})  # numbers that are not integers
     elif "integer" not in allowed and "number" not in allowed:
         pass  # "number" above covers the integers too
     return out
@@ -397,7 +430,7 @@ def _negate_keywords(t: str, rest: dict, pointer: str) -> list[dict]:
                 raise UnsupportedSchema("not", f"not of {key!r}", pointer=pointer)
         return out
     if t == "string":
-        return [{"x-not-strings": [{"type": ["string"], **rest}]}]
+        return [{X_NOT_STRINGS: [{"type": ["string"], **rest}]}]
     if t == "array":
         for key, value in rest.items():
             if key == "minItems":
