@@ -42,7 +42,7 @@ such splits the real tokenizer never makes, e.g. ``{"|alg|ebra`` where it writes
     python bench/json_schemas.py                             # all 11,305 schemas (hours)
     python bench/json_schemas.py --engines tether,llguidance --ids Github_easy---o10000.json
 
-Writes ``<out>/summary.md`` (printed too), ``summary.json``, ``jsonschema.png``,
+Writes ``<out>/summary.md`` (printed too), ``summary.json``, ``json_schemas.png``,
 ``records.jsonl`` (one line per schema and engine) and ``workers.log`` (the workers' stderr).
 """
 
@@ -921,9 +921,9 @@ def write_outputs(args, summary, records, subsets, engines, notes, hellos) -> No
                                     "steps": len(r.get("step_us", ())),
                                     "step_max_us": max(r["step_us"]) if r.get("step_us") else None},
                                    ensure_ascii=False) + "\n")
-    plotted = plot(summary, records, subsets, engines, args.out / "jsonschema.png")
+    plotted = plot(summary, records, subsets, engines, args.out / "json_schemas.png")
     print(f"written: {args.out / 'summary.md'}, summary.json, records.jsonl, workers.log"
-          + (", jsonschema.png" if plotted else ""), file=sys.stderr)
+          + (", json_schemas.png" if plotted else ""), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
