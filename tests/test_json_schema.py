@@ -179,6 +179,25 @@ def test_unique_items_over_a_finite_domain():
           ['[]', '["b","a"]', '["a","b","c"]'], ['["a","a"]', '["a","b","a"]'])
 
 
+def test_unique_items_over_any_items_are_enforced_while_generating():
+    g = tether.json_schema({"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "number"},
+                                                                      "uniqueItems": True}}})
+    assert g.unique_paths == {("ids",)}
+    assert g.matches('{"ids":[1,2.5]}') and not g.matches('{"ids":[1,1.0]}')
+    vocab = real_vocab("gpt-2")
+    c = g.compile(vocab)
+    s = c.initial()
+    tokens = vocab.encode_greedy('{"ids":[1,2,1]}')
+    allowed = []
+    for t in tokens:
+        allowed.append(c.allows(s, t))
+        if not allowed[-1]:
+            break
+        s = c.advance(s, t)
+    assert not all(allowed), "the token completing the duplicate 1 must be refused"
+    assert tether.json_schema(frozenset[int]).parse("[3,1]") == frozenset({1, 3})
+
+
 # ---------------------------------------------------------------- references
 
 def test_recursive_refs_run_on_the_context_free_engine():
@@ -236,7 +255,7 @@ def test_canonical_json():
 # ---------------------------------------------------------------- errors and lenient mode
 
 @pytest.mark.parametrize("schema, keyword", [
-    ({"type": "array", "items": {"type": "object"}, "uniqueItems": True}, "uniqueItems"),
+    ({"type": "object", "additionalProperties": {"type": "array", "uniqueItems": True}}, "uniqueItems"),
     ({"properties": {"a": {"$dynamicRef": "#x"}}}, "$dynamicRef"),
     ({"unevaluatedProperties": False}, "unevaluatedProperties"),
 ])

@@ -123,10 +123,24 @@ class JSONSchema(Grammar):
     """
 
     def __init__(self, ir: GrammarIR, schema: Any, dropped: list[str], *, limits: Limits | None,
-                 parse: Callable[[str], Any]):
+                 parse: Callable[[str], Any], unique_paths: frozenset = frozenset()):
         super().__init__(ir, limits=limits, parse=parse)
         self.schema = schema
         self.dropped = dropped
+        self.unique_paths = unique_paths
+
+    def matches(self, text: str | bytes) -> bool:
+        if not super().matches(text):
+            return False
+        return not self.unique_paths or _unique_at(text, self.unique_paths)
+
+    def _bind(self, vocab: Vocabulary) -> Constraint:
+        inner = super()._bind(vocab)
+        if not self.unique_paths:
+            return inner
+        from .unique import UniqueItems
+
+        return UniqueItems(inner, vocab, self.unique_paths)
 
     def __repr__(self) -> str:
         text = json.dumps(self.schema)[:80] if isinstance(self.schema, (dict, bool)) else repr(self.schema)
@@ -177,12 +191,13 @@ def json_schema(schema: Any, *, whitespace: str = "compact", property_order: str
         schema, parse = schema_of_type(schema)
     else:
         parse = json.loads
-    ir, dropped = schema_to_ir(schema, options, resources=resources, limits=limits)
+    result = schema_to_ir(schema, options, resources=resources, limits=limits)
+    ir, dropped = result.ir, result.dropped
     if dropped:
         warnings.warn("lenient JSON Schema: these keywords are not enforced, outputs may fail validation: "
                       + "; ".join(dropped), stacklevel=2)
     try:
-        compiled = JSONSchema(ir, schema, dropped, limits=limits, parse=parse)
+        compiled = JSONSchema(ir, schema, dropped, limits=limits, parse=parse, unique_paths=result.unique_paths)
     except GrammarError as e:  # e.g. {"$ref": "#"}: references that never reach a value
         from ..errors import InvalidSchema
 
@@ -192,6 +207,30 @@ def json_schema(schema: Any, *, whitespace: str = "compact", property_order: str
         while len(_SCHEMAS) > _SCHEMA_CACHE_SIZE:
             _SCHEMAS.popitem(last=False)
     return compiled
+
+
+def _unique_at(text: str | bytes, paths: frozenset) -> bool:
+    """Whether the arrays at `paths` of a JSON text (already in the language) have distinct items."""
+    from .unique import item_key
+
+    value = json.loads(text)
+    todo = [((), value)]
+    while todo:
+        path, v = todo.pop()
+        if isinstance(v, list):
+            if any(path == p or _path_matches(path, p) for p in paths):
+                keys = [item_key(json.dumps(x)) for x in v]
+                if len(set(keys)) != len(keys):
+                    return False
+            todo.extend((path + (i,), x) for i, x in enumerate(v))
+        elif isinstance(v, dict):
+            todo.extend((path + (k,), x) for k, x in v.items())
+    return True
+
+
+def _path_matches(path: tuple, pattern: tuple) -> bool:
+    return len(path) == len(pattern) and all(
+        p is None and isinstance(x, int) or p == x for x, p in zip(path, pattern))
 
 
 # The same schema compiles once: a program that builds its constraint per request reuses the

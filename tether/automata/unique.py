@@ -73,7 +73,7 @@ from .bitmask import bitmask_words
 from .constraint import Constraint
 from .stepping import as_token_id, copy_into
 
-__all__ = ["UniqueItems", "canonical_json"]
+__all__ = ["UniqueItems", "item_key"]
 
 # Lexical modes of the scanner.
 OUT, STR, ESC, BARE = 0, 1, 2, 3
@@ -104,6 +104,7 @@ _SIMPLE_CLOSE = re.compile(rb'[^"\\]*"[ \t\n\r}\]]*(?:,(.*))?', re.S)
 # Outside unique arrays, only a token that opens an array and then ends an item in it can do
 # anything to uniqueness.
 _OPENS_AND_ENDS = re.compile(rb"\[.*[,\]]", re.S)
+_CLOSES_OPENS_AND_ENDS = re.compile(rb'".*\[.*[,\]]', re.S)  # from inside a string
 
 
 def _simple_close(data: bytes) -> bool:
@@ -153,8 +154,8 @@ _DECODER = json.JSONDecoder(parse_float=_number, parse_int=_number)
 _PLAIN_NUMBER = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+\-]?[0-9]+)?")
 
 
-def canonical_json(text: str | bytes) -> Hashable:
-    """The equality key of a JSON text (`canonical_json("1") == canonical_json("1.0")`).
+def item_key(text: str | bytes) -> Hashable:
+    """The equality key of a JSON text (`item_key("1") == item_key("1.0")`).
 
     Raises ValueError for a text that is not JSON."""
     if type(text) is bytes:
@@ -167,9 +168,18 @@ def canonical_json(text: str | bytes) -> Hashable:
     return _canon(_DECODER.decode(text))
 
 
+_RENDERED: dict = {}
+
+
 def _render(s: str) -> bytes:
     """A string's shortest JSON spelling, without the quotes."""
-    return json.dumps(s, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
+    got = _RENDERED.get(s)
+    if got is None:
+        got = json.dumps(s, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
+        if len(_RENDERED) > _CACHE_ENTRIES:
+            _RENDERED.clear()
+        _RENDERED[s] = got
+    return got
 
 
 _RENDERINGS: dict = {}
@@ -238,7 +248,7 @@ class _Tables:
         number = np.zeros(size, dtype=bool)
         out_number = np.zeros(size, dtype=bool)
         simple = np.zeros(size, dtype=bool)
-        opener = np.zeros(size, dtype=bool)
+        opener = [np.zeros(size, dtype=bool) for _ in range(4)]
         blank = np.zeros(size, dtype=bool)
         first = np.full(size, 256, dtype=np.int16)
         self.by_bytes: dict[bytes, Any] = {}
@@ -266,7 +276,11 @@ class _Tables:
             if _STR_ENDS_ITEM.search(data, 1):
                 ev[ESC][t] = True
             if _OPENS_AND_ENDS.search(data):
-                opener[t] = True
+                opener[OUT][t] = opener[BARE][t] = True
+                if _CLOSES_OPENS_AND_ENDS.search(data):
+                    opener[STR][t] = True
+                if _CLOSES_OPENS_AND_ENDS.search(data, 1):
+                    opener[ESC][t] = True
             if not data.strip(b" \t\n\r"):
                 blank[t] = True
         # tuples, not lists: 100k lists would be 100k more objects for every full GC to visit
@@ -277,7 +291,7 @@ class _Tables:
         self.simple = simple
         self.simple_words = _pack(simple, words)
         self.opener = opener
-        self.opener_words = _pack(opener, words)
+        self.opener_words = [_pack(o, words) for o in opener]
         self.blank = blank
         self.blank_words = _pack(blank, words)
         self.first = first
@@ -488,7 +502,7 @@ class UniqueItems(Constraint):
                 words = np.zeros(self._words, dtype=np.int32)  # and holds a duplicate already
                 self.inner.fill_bitmask(s, words)
                 u = words.view(np.uint32)
-                hits = u & self._t.opener_words
+                hits = u & self._t.opener_words[sc[0]]
                 if hits.any():
                     for t in _bits_of(hits).tolist():
                         if self._compute_step(state, t) is _REJECTED:
@@ -534,7 +548,7 @@ class UniqueItems(Constraint):
         other token keeps the inner verdict)."""
         tables = self._t
         if sc[2] is None:
-            return bool(tables.opener[t])
+            return bool(tables.opener[sc[0]][t])
         if tables.ev[sc[0]][t]:
             return True
         targets = self._targets(sc)
@@ -609,7 +623,7 @@ class UniqueItems(Constraint):
         got = self._canons.get(text)
         if got is None:
             try:
-                got = canonical_json(text)
+                got = item_key(text)
             except (ValueError, RecursionError):
                 got = _INVALID
             self._canons.put(text, got)
@@ -700,7 +714,7 @@ class UniqueItems(Constraint):
                 if top is not None and top[0] == OBJ:
                     stack[-1] = (OBJ, top[1], top[2], top[3], 1)
             elif b == 91 or b == 123:  # '[' '{'
-                self._push(stack, b, cap)
+                self._push(stack, b)
                 f = stack[-1]
                 if f[0] == ARR and f[3]:
                     if not cap:
@@ -736,7 +750,8 @@ class UniqueItems(Constraint):
                 sstart -= base
         return (mode, tuple(stack), full[base:], sstart, kbuf)
 
-    def _push(self, stack: list, b: int, cap: bool) -> None:
+    def _push(self, stack: list, b: int) -> None:
+        """Push the container that byte b ('[' or '{') opens, with its path's verdict."""
         top = stack[-1] if stack else None
         closer = b"]" if b == 91 else b"}"
         if top is None:
@@ -989,15 +1004,17 @@ class UniqueItems(Constraint):
                     parts.append(t.subtree(rest + b'"'))
             if done is None or len(v) <= len(done) or not v.startswith(done):
                 continue
-            ch, rest = v[len(done)], _render(v[len(done) + 1:])
+            ch = v[len(done)]
             if pending is None:  # an escape may start: `\`, `\u`, `\u0`, ...
                 extra.extend(self._escape_starts(ch))
                 if ch in _SHORT_ESCAPES or ch < " ":
+                    rest = _render(v[len(done) + 1:])
                     for e in _escapes(ch):
                         for spelled in _cases(e):
                             extra.extend(by_bytes.get(b"\\" + spelled + rest, ()))
                             parts.append(t.subtree(b"\\" + spelled + rest + b'"'))
                 continue
+            rest = _render(v[len(done) + 1:])
             for e in _escapes(ch):  # an escape half written: the ways to go on spelling ch
                 if e[:len(pending)].lower() != pending.lower():
                     continue

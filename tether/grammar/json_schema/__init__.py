@@ -1,6 +1,7 @@
 """JSON Schema (and Python types) -> the grammar IR.
 
-    >>> ir, dropped = schema_to_ir({"type": "array", "items": {"type": "integer"}})
+    >>> schema_to_ir({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}).unique_paths
+    frozenset({()})
     >>> canonical_json([1, 2.5])
     '[1,2.5]'
 

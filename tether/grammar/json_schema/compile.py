@@ -18,6 +18,7 @@ Every keyword is enforced exactly or raises `UnsupportedSchema` naming it and it
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import json
@@ -48,7 +49,10 @@ _MAX_PATTERN_REGIONS = 4  # patternProperties whose overlaps are spelled out (2^
 _MAX_ANY_ORDER = 12  # any-order properties with regular values: one intersection part each
 _MAX_ANY_ORDER_RECURSIVE = 8  # any-order properties with recursive values: 2^n subset rules
 _RECURSION_LIMIT = 6000  # while compiling: about 1,000 levels of nested subschemas
-_MAX_ONE_OF_CASES = 256  # oneOf as "this branch and none of the others": cases per branch
+_MAX_ONE_OF_CASES = 256
+# A $ref target merged into a branch this many times over, one inside the other, is recursion:
+# from then on it is a rule. (Siblings that name the same target are fine below this.)
+_MAX_INLINED = 3  # oneOf as "this branch and none of the others": cases per branch
 
 _IR = (RuleRef, TerminalRef, Sequence, Choice, Repetition)
 EPS = Concat(())
@@ -169,6 +173,10 @@ class _Ctx:
     base: str
     pointer: str
     draft: int
+    path: tuple | None = ()  # where the instance is (keys, None for any index); None: not tracked
+
+
+_SAME, _UNKNOWN = object(), object()
 
 
 class _Compiler:
@@ -185,6 +193,10 @@ class _Compiler:
         self._memo: dict[int, Any] = {}
         self._active: dict[int, str] = {}  # schema in progress -> its rule name
         self._recursive: set[int] = set()
+        self._inlining: list[int] = []  # $ref targets merged into the schema being compiled
+        self._inlined: collections.Counter = collections.Counter()
+        self.unique_paths: set[tuple] = set()  # instance paths of arrays whose items must differ
+        self._unique_within: dict[int, set[tuple]] = {}
         self._keep: list[Any] = []  # synthetic schemas stay alive while their ids are memo keys
         self.dropped: list[str] = []
         self._any: RuleRef | None = None
@@ -288,16 +300,25 @@ class _Compiler:
         self.deadline.check()
         key = id(schema)
         if key in self._memo:
+            self._reuse_unique(key, ctx)
             return self._memo[key]
         if key in self._active:
             self._recursive.add(key)
             return RuleRef(self._active[key])
+        before = set(self.unique_paths)
         name = f"s{len(self._active) + len(self._memo)}_{_short(ctx.pointer)}"
         self._active[key] = name
         try:
             part = self._schema(schema, ctx)
         finally:
             del self._active[key]
+        found = {p[len(ctx.path):] for p in self.unique_paths - before
+                 if ctx.path is not None and p[:len(ctx.path)] == ctx.path}
+        if found:
+            self._unique_within[key] = found
+        if key in self._recursive and found:
+            self.unsupported("uniqueItems", "uniqueItems inside a recursive schema (its arrays have no fixed "
+                             "place in the instance)", ctx)
         if key in self._recursive:
             if part is None:
                 raise UnsupportedSchema("$ref", "a recursive schema that no finite instance satisfies",
@@ -307,6 +328,17 @@ class _Compiler:
         self._memo[key] = part
         return part
 
+    def _reuse_unique(self, key: int, ctx: _Ctx) -> None:
+        """A schema compiled once and used again elsewhere: its unique arrays are there too."""
+        found = self._unique_within.get(key)
+        if not found:
+            return
+        if ctx.path is None:
+            self.unsupported("uniqueItems", "uniqueItems in a schema used where the instance's place is "
+                             "not known", ctx)
+            return
+        self.unique_paths.update(ctx.path + p for p in found)
+
     def _schema(self, schema: Any, ctx: _Ctx) -> Any:
         if schema is True:
             return self.any_value()
@@ -315,14 +347,14 @@ class _Compiler:
         if not isinstance(schema, dict):
             raise InvalidSchema(f"a schema must be an object or a boolean, got {_show(schema)}",
                                 location=Location(pointer=ctx.pointer))
-        ctx = _Ctx(self.resolver.base_of(schema, ctx.base, ctx.draft), ctx.pointer, ctx.draft)
+        ctx = _Ctx(self.resolver.base_of(schema, ctx.base, ctx.draft), ctx.pointer, ctx.draft, ctx.path)
         if "$schema" in schema and schema is not self.root:
-            ctx = _Ctx(ctx.base, ctx.pointer, draft_of(schema, ctx.draft))
+            ctx = _Ctx(ctx.base, ctx.pointer, draft_of(schema, ctx.draft), ctx.path)
         s = normalize(schema, ctx.draft, ctx.pointer)
         if "$ref" in s:
             target, base = self.resolver.resolve(s["$ref"], ctx.base, ctx.pointer + "/$ref", ctx.draft)
             rest = {k: v for k, v in s.items() if k != "$ref" and k not in ANNOTATIONS}
-            target_ctx = _Ctx(base, _pointer_of(s["$ref"]), ctx.draft)
+            target_ctx = _Ctx(base, _pointer_of(s["$ref"]), ctx.draft, ctx.path)
             if ctx.draft <= 7 or not rest:
                 return self.node(target, target_ctx)  # draft 7 and before ignore $ref's siblings
             s = {**rest, "allOf": [*rest.get("allOf", []), _Located(target, target_ctx)]}
@@ -330,6 +362,15 @@ class _Compiler:
 
     def flat(self, s: dict, ctx: _Ctx) -> Any:
         """A normalised schema: applicators first (merged or distributed), then the types."""
+        mark = len(self._inlining)
+        try:
+            return self._flat(s, ctx)
+        finally:  # the $ref targets this schema's branches inlined are done
+            for key in self._inlining[mark:]:
+                self._inlined[key] -= 1
+            del self._inlining[mark:]
+
+    def _flat(self, s: dict, ctx: _Ctx) -> Any:
         self.deadline.check()
         for key in s:
             if key in _UNSUPPORTED:
@@ -417,9 +458,9 @@ class _Compiler:
             if not isinstance(schema, dict):
                 raise InvalidSchema(f"a schema must be an object or a boolean, got {_show(schema)}",
                                     location=Location(pointer=ctx.pointer))
-            if id(schema) in self._active:
-                return _Opaque(schema, ctx)
-            ctx = _Ctx(self.resolver.base_of(schema, ctx.base, ctx.draft), ctx.pointer, ctx.draft)
+            if id(schema) in self._active or self._inlined[id(schema)] >= _MAX_INLINED:
+                return _Opaque(schema, ctx)  # recursion: referenced as a rule, never merged again
+            ctx = _Ctx(self.resolver.base_of(schema, ctx.base, ctx.draft), ctx.pointer, ctx.draft, ctx.path)
             s = normalize(schema, ctx.draft, ctx.pointer)
             for key, plural in (("anyOf", X_ANY_OF), ("oneOf", X_ONE_OF)):
                 if key in s:  # as lists of located branches, so that two branches' lists merge
@@ -437,7 +478,11 @@ class _Compiler:
                 return s
             rest = {k: v for k, v in s.items() if k != "$ref" and k not in ANNOTATIONS}
             target, base = self.resolver.resolve(s["$ref"], ctx.base, ctx.pointer + "/$ref", ctx.draft)
-            target_ctx = _Ctx(base, _pointer_of(s["$ref"]), ctx.draft)
+            target_ctx = _Ctx(base, _pointer_of(s["$ref"]), ctx.draft, ctx.path)
+            if id(target) in self._active or self._inlined[id(target)] >= _MAX_INLINED:
+                return _Opaque(target, target_ctx) if not rest or ctx.draft <= 7 else _Opaque(schema, ctx)
+            self._inlining.append(id(target))
+            self._inlined[id(target)] += 1
             if rest and ctx.draft > 7:
                 inner = self.flatten(target, target_ctx)
                 if isinstance(inner, _Opaque):
@@ -769,12 +814,18 @@ class _Compiler:
         if not isinstance(prefix, list):
             raise InvalidSchema("prefixItems must be a list", location=Location(pointer=ctx.pointer))
         items = s.get("items", True)
-        positions = [self.node(p, _sub(ctx, f"/prefixItems/{i}")) for i, p in enumerate(prefix)]
-        rest = self.node(items, _sub(ctx, "/items")) if items is not True else self.any_value()
+        positions = [self.node(p, _sub(ctx, f"/prefixItems/{i}", i)) for i, p in enumerate(prefix)]
+        # Items past the prefix: any index from len(prefix) on, as "any index" (a superset).
+        rest = self.node(items, _sub(ctx, "/items", None)) if items is not True else self.any_value()
         if s.get("uniqueItems") is True:
             unique = self.unique_items(s, positions, rest, items, lo, hi, ctx)
             if unique is not _NOT_HANDLED:
                 return unique
+            if ctx.path is None:
+                self.unsupported("uniqueItems", "uniqueItems on an array whose place in the instance is not "
+                                 "known (under patternProperties or additionalProperties)", ctx)
+            else:
+                self.unique_paths.add(ctx.path)  # enforced at run time (tether.automata.unique)
         body = self.array_body(positions, rest, lo, hi)
         if body is None:
             return None
@@ -830,11 +881,11 @@ class _Compiler:
             self.unsupported("uniqueItems", "uniqueItems together with contains", ctx)
             return _NOT_HANDLED
         items = s.get("items", True)
-        element = self.node(items, _sub(ctx, "/items")) if items is not True else self.any_value()
+        element = self.node(items, _sub(ctx, "/items", None)) if items is not True else self.any_value()
         # A matching element is an item too: one schema for both, merged.
-        both = self.flatten({"allOf": [_Located(items, _sub(ctx, "/items")),
-                                       _Located(s["contains"], _sub(ctx, "/contains"))]}, ctx)
-        match = self.flat_or_bool(both, _sub(ctx, "/contains"))
+        both = self.flatten({"allOf": [_Located(items, _sub(ctx, "/items", None)),
+                                       _Located(s["contains"], _sub(ctx, "/contains", None))]}, ctx)
+        match = self.flat_or_bool(both, _sub(ctx, "/contains", None))
         if match is None or element is None:
             return None
         if not (_is_tree(element) and _is_tree(match)):
@@ -857,7 +908,6 @@ class _Compiler:
         the distinct values in any order, so they are spelled out; other domains are unsupported."""
         domain = self.finite_domain(items, ctx) if not positions else None
         if domain is None:
-            self.unsupported("uniqueItems", "uniqueItems over items that are not a small finite set of scalars", ctx)
             return _NOT_HANDLED
         texts = [_chars(_scalar_text(v)) for v in domain]
         hi = len(texts) if hi is None else min(hi, len(texts))
@@ -922,7 +972,7 @@ class _Compiler:
         for key in declared:
             value_schema = props.get(key)
             hits = [(p, sub) for p, sub in patterns.items() if _search(p, key)]
-            sub_ctx = _sub(ctx, f"/properties/{_escape(key)}")
+            sub_ctx = _sub(ctx, f"/properties/{_escape(key)}", key)
             if value_schema is None:
                 value_schema = extra if not hits else None
             parts = ([] if value_schema is None else [value_schema]) + [sub for _, sub in hits]
@@ -984,13 +1034,14 @@ class _Compiler:
             inside = [t for i, t in enumerate(trees) if mask >> i & 1]
             outside = [t for i, t in enumerate(trees) if not mask >> i & 1]
             key = [t[0] for t in inside] + [Complement(t[0]) for t in outside]
-            sub_ctx = _sub(ctx, f"/patternProperties/{_escape(inside[0][1])}")
+            sub_ctx = _sub(ctx, f"/patternProperties/{_escape(inside[0][1])}", _UNKNOWN)
             value = self.node(inside[0][2], sub_ctx) if len(inside) == 1 else \
                 self.flat({"allOf": [t[2] for t in inside]}, sub_ctx)
             options.append(self.extra_member(key, not_declared, names_tree, value))
         if extra is not False and (extra is not True or self.options.additional_properties == "allow"):
             key = [Complement(t[0]) for t in trees]
-            value = self.any_value() if extra is True else self.node(extra, _sub(ctx, "/additionalProperties"))
+            value = self.any_value() if extra is True else \
+                self.node(extra, _sub(ctx, "/additionalProperties", _UNKNOWN))
             options.append(self.extra_member(key, not_declared, names_tree, value))
         return self.alt(options)
 
@@ -1396,8 +1447,16 @@ def _floor(d: Decimal) -> int:
     return int(d.to_integral_value(rounding="ROUND_FLOOR"))
 
 
-def _sub(ctx: _Ctx, suffix: str) -> _Ctx:
-    return _Ctx(ctx.base, ctx.pointer + suffix, ctx.draft)
+def _sub(ctx: _Ctx, suffix: str, step: Any = _SAME) -> _Ctx:
+    """The context of a subschema at `suffix`; `step` is where its instance is: a key, None
+    for any array index, an int index, or _UNKNOWN (under additionalProperties, ...)."""
+    if step is _SAME:
+        path = ctx.path
+    elif step is _UNKNOWN or ctx.path is None:
+        path = None
+    else:
+        path = ctx.path + (step,)
+    return _Ctx(ctx.base, ctx.pointer + suffix, ctx.draft, path)
 
 
 def _escape(key: str) -> str:
@@ -1418,8 +1477,9 @@ def _show(value: Any) -> str:
 
 
 def schema_to_ir(schema: Any, options: Options | None = None, *, resources: dict | None = None,
-                 limits: Limits | None = None) -> tuple[GrammarIR, list[str]]:
-    """The grammar IR of a JSON Schema, and the keywords dropped (only with ``lenient=True``)."""
+                 limits: Limits | None = None) -> "CompiledSchema":
+    """The grammar IR of a JSON Schema, the keywords dropped (only with ``lenient=True``), and the
+    instance paths of the arrays whose items must be unique (enforced at run time)."""
     options = options or Options()
     compiler = _Compiler(schema, options, resources, limits or DEFAULT_LIMITS)
     # The compiler recurses once per level of schema nesting (a few frames each).
@@ -1440,4 +1500,11 @@ def schema_to_ir(schema: Any, options: Options | None = None, *, resources: dict
         part = compiler.seq(compiler.ws, part, compiler.ws)
     compiler.rules["start"] = Rule("start", compiler.expr(part))
     ir = GrammarIR(compiler.rules, compiler.terminals, "start", source=_show(schema)[:200], name="json_schema")
-    return ir, compiler.dropped
+    return CompiledSchema(ir, compiler.dropped, frozenset(compiler.unique_paths))
+
+
+@dataclass(frozen=True)
+class CompiledSchema:
+    ir: GrammarIR
+    dropped: list[str]
+    unique_paths: frozenset[tuple]

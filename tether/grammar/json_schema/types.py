@@ -9,6 +9,10 @@ models (when pydantic is installed) go through `model_json_schema` and decode wi
     >>> schema, decode = schema_of_type(list[int])
     >>> schema, decode("[1,2]")
     ({'type': 'array', 'items': {'type': 'integer'}}, [1, 2])
+
+msgspec's schema is looser than its decoder for a few types (a `datetime` is any string, a
+`Decimal` has a format JSON Schema does not define): `refine` walks the type and the schema
+together and writes down what the decoder accepts, so that every generated text decodes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,16 @@ from ...errors import InvalidSchema
 
 __all__ = ["schema_of_type", "is_type"]
 
+# What msgspec's decoder accepts for string-encoded types, as JSON Schema keywords (subsets of it
+# where the full syntax is larger: decimals without exponents, durations in whole-ish units).
+_DECIMAL = {"pattern": r"^-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,30})?$"}
+_BASE64 = {"pattern": r"^(?:[A-Za-z0-9+/]{4}){0,1024}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"}
+_SECONDS = r"[0-9]{1,6}(\.[0-9]{1,6})?S"
+_CLOCK = rf"T([0-9]{{1,6}}H([0-9]{{1,6}}M)?({_SECONDS})?|[0-9]{{1,6}}M({_SECONDS})?|{_SECONDS})"
+_DURATION = {"pattern": rf"^P([0-9]{{1,6}}D({_CLOCK})?|{_CLOCK})$"}
+_NAIVE_DATETIME = {"pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?$"}
+_NAIVE_TIME = {"pattern": r"^[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?$"}
+
 
 def _pydantic_model(tp: Any) -> bool:
     pydantic = sys.modules.get("pydantic")
@@ -30,9 +44,7 @@ def _pydantic_model(tp: Any) -> bool:
 
 def is_type(value: Any) -> bool:
     """Whether `value` is a Python type to derive a schema from (rather than a schema itself)."""
-    if isinstance(value, (dict, bool, str)):
-        return False
-    return True
+    return not isinstance(value, (dict, bool, str))
 
 
 def schema_of_type(tp: Any) -> tuple[dict, Callable[[str], Any]]:
@@ -43,12 +55,67 @@ def schema_of_type(tp: Any) -> tuple[dict, Callable[[str], Any]]:
 
     try:
         schema = msgspec.json.schema(tp)
+        info = msgspec.inspect.type_info(tp)
     except (TypeError, ValueError) as e:
         raise InvalidSchema(f"{tp!r} has no JSON Schema: {e}") from None
-    decoder = msgspec.json.Decoder(tp)
-    return _inline_ref_root(schema), decoder.decode
+    refine(schema, info, schema.get("$defs", {}))
+    return schema, msgspec.json.Decoder(tp).decode
 
 
-def _inline_ref_root(schema: dict) -> dict:
-    # msgspec writes a Struct as {"$ref": "#/$defs/Name", "$defs": {...}}: already a valid schema.
-    return schema
+def refine(node: Any, info: Any, defs: dict, seen: set | None = None) -> None:
+    """Add to `node` (msgspec's schema of the type `info` describes) what msgspec's decoder checks
+    beyond it: date-time and time formats, decimal and base64 syntax, the duration units."""
+    from msgspec import inspect as mi
+
+    seen = set() if seen is None else seen
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        name = ref[len("#/$defs/"):]
+        if name in seen or name not in defs:
+            return
+        seen.add(name)
+        node = defs[name]
+    kind = type(info)
+    if kind is mi.DateTimeType:
+        node.update({"format": "date-time"} if info.tz is not False else {"pattern": _NAIVE_DATETIME["pattern"]})
+    elif kind is mi.TimeType:
+        node.update({"format": "time"} if info.tz is not False else _NAIVE_TIME)
+    elif kind is mi.DecimalType:
+        node.pop("format", None)
+        node.update(_DECIMAL)
+    elif kind in (mi.BytesType, mi.ByteArrayType, mi.MemoryViewType):
+        node.update(_BASE64)
+    elif kind is mi.TimeDeltaType:
+        node.update(_DURATION)
+    elif kind in (mi.StructType, mi.DataclassType, mi.TypedDictType):
+        if getattr(info, "array_like", False):
+            for item, field in zip(node.get("prefixItems", ()), info.fields):
+                refine(item, field.type, defs, seen)
+            return
+        props = node.get("properties", {})
+        for field in info.fields:
+            if field.encode_name in props:
+                refine(props[field.encode_name], field.type, defs, seen)
+    elif kind is mi.NamedTupleType:
+        for item, field in zip(node.get("prefixItems", ()), info.fields):
+            refine(item, field.type, defs, seen)
+    elif kind in (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType):
+        refine(node.get("items"), info.item_type, defs, seen)
+    elif kind is mi.TupleType:
+        for item, sub in zip(node.get("prefixItems", ()), info.item_types):
+            refine(item, sub, defs, seen)
+    elif kind is mi.DictType:
+        refine(node.get("additionalProperties"), info.value_type, defs, seen)
+    elif kind is mi.UnionType:
+        options = node.get("anyOf")
+        members = [t for t in info.types if type(t) is not mi.NoneType]
+        if options is None and len(members) == 1:
+            refine(node, members[0], defs, seen)
+        elif options is not None:
+            options = [o for o in options if o != {"type": "null"}]
+            if len(options) == len(members):
+                for option, member in zip(options, members):
+                    refine(option, member, defs, seen)
+
