@@ -7,7 +7,7 @@ becomes a rule. Regular parts stay trees so that they can be intersected and com
 IR's start rule is one terminal when the whole schema is regular, and `tether.automata` then
 runs it on the DFA path, or on the context-free engine otherwise. Nothing here picks an engine.
 
-    >>> ir = schema_to_ir({"type": "object", "properties": {"a": {"type": "integer"}}}, Options())
+    >>> ir = schema_to_ir({"type": "object", "properties": {"a": {"type": "integer"}}}, Options()).ir
     >>> ir.terminals["T0"].regex     # one regex tree: '{' ('"a":' integer)? '}'
 
 Instances are written in one layout: no whitespace (`whitespace="compact"`) or bounded runs of
@@ -40,7 +40,7 @@ from .merge import (ANNOTATIONS, TYPES, X_ANY_OF, X_FORMATS, X_FRACTION, X_NOT, 
                     X_ONE_OF, X_PATTERNS, json_type, merge, negate, normalize, value_key)
 from .numbers import integer_tree, number_tree
 from .resolve import Resolver, draft_of, subschemas
-from .strings import ANY_CHAR, json_string, literal_text
+from .strings import ANY_CHAR, canonical_string, json_string, literal_text
 
 __all__ = ["Options", "schema_to_ir", "canonical_json", "MAX_WHITESPACE"]
 
@@ -109,7 +109,7 @@ def _canonical_parts(value: Any):
             for i, (k, x) in enumerate(items):
                 if not isinstance(k, str):
                     raise TypeError(f"object keys must be strings, got {k!r}")
-                parts.append(_Raw(("," if i else "") + json.dumps(k, ensure_ascii=False) + ":"))
+                parts.append(_Raw(("," if i else "") + canonical_string(k) + ":"))
                 parts.append(x)
             parts.append(_Raw("}"))
             todo.extend(reversed(parts))
@@ -151,7 +151,7 @@ def _scalar_text(v: Any) -> str:
         text = format(d, "f")
         return text.rstrip("0") if "." in text else text
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+        return canonical_string(v)
     raise TypeError(f"{v!r} ({type(v).__name__}) is not a JSON value")
 
 

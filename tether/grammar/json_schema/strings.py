@@ -25,7 +25,7 @@ from ..regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, 
 from ..regex import _intersect  # interval sets
 from .numbers import hex4_tree
 
-__all__ = ["json_string", "ANY_CHAR", "encode_chars", "literal_text"]
+__all__ = ["json_string", "ANY_CHAR", "encode_chars", "literal_text", "canonical_string"]
 
 ANY_CHAR = Chars(((0, 0xD7FF), (0xE000, 0x10FFFF)))
 _SHORT = {0x22: '"', 0x5C: "\\", 0x2F: "/", 0x08: "b", 0x0C: "f", 0x0A: "n", 0x0D: "r", 0x09: "t"}
@@ -159,10 +159,13 @@ def _kids(node: RegexNode) -> tuple:
 
 def literal_text(value: str) -> RegexNode:
     """The canonical JSON text of one string value, quotes included."""
-    return _text(_canonical_string(value))
+    return _text(canonical_string(value))
 
 
-def _canonical_string(value: str) -> str:
+def canonical_string(value: str) -> str:
+    """The canonical JSON text of a string value (`json.dumps`, non-ASCII kept)."""
     import json
 
-    return json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False)
+    # A lone surrogate (a Python str may hold one) has no UTF-8 form: only its escape spells it.
+    return "".join(f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
