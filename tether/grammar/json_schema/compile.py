@@ -21,7 +21,6 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
-import json
 import re
 import sys
 import warnings
@@ -631,6 +630,8 @@ class _Compiler:
         rest = {k: v for k, v in s.items() if k not in ("enum", "const", "type") and k not in ANNOTATIONS}
         if not rest or literal is None:
             return literal
+        if any(isinstance(v, (dict, list)) for v in kept):
+            return self.alt([self.literal(v) for v in self.values_satisfying(kept, s, ctx)])
         present = sorted({json_type(v) for v in kept}, key=TYPES.index)
         others = self.types({**{k: v for k, v in s.items() if k not in ("enum", "const")}, "type": present}, ctx)
         if others is None:
@@ -639,6 +640,22 @@ class _Compiler:
             return self.live(Intersect((literal, others)))
         self.unsupported("enum", "enum together with keywords on recursive values", ctx)
         return literal
+
+    def values_satisfying(self, values: list, s: dict, ctx: _Ctx) -> list:
+        """The listed values that the rest of `s` accepts, each checked against that rest compiled
+        on its own in the widest layout (any key order, any undeclared property): an object
+        value's text must not depend on this compile's layout options."""
+        rest = {k: v for k, v in s.items() if k not in ("enum", "const")}
+        wide = _Compiler(self.root, Options(property_order="any", additional_properties="allow"), None, self.limits)
+        wide.resolver = self.resolver
+        part = wide.flat(rest, ctx)
+        if part is None:
+            return []
+        from ...automata.grammar import Grammar
+
+        wide.rules["start"] = Rule("start", wide.expr(part))
+        checker = Grammar(GrammarIR(wide.rules, wide.terminals, "start", name="enum check"), limits=self.limits)
+        return [v for v in values if checker.matches(canonical_json(v))]
 
     def literal(self, value: Any) -> RegexNode:
         """The texts of one value in this layout (whitespace, key order)."""
