@@ -385,7 +385,8 @@ def negate(schema: Any, pointer: str) -> Any:
         values = [v for v in s["enum"] if values is None or value_key(v) in {value_key(x) for x in values}]
     for key in s:
         if key not in ("type", "const", "enum") and key not in _TYPE_OF_KEYWORD:
-            raise UnsupportedSchema("not", f"not of a schema with {key!r}", pointer=pointer)
+            name = key[1] if isinstance(key, tuple) else key  # an internal keyword: the one it came from
+            raise UnsupportedSchema("not", f"not of a schema with {name!r}", pointer=pointer)
     # Types that `schema` does not allow at all are valid for its negation, whole.
     out: list[Any] = _other_types(allowed)
     for t in allowed:
