@@ -36,7 +36,7 @@ from ..regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, 
                      parse_regex)
 from .formats import format_tree
 from .merge import (ANNOTATIONS, TYPES, X_ANY_OF, X_FORMATS, X_FRACTION, X_NOT, X_NOT_STRINGS, X_NOT_VALUES,
-                    X_ONE_OF, X_PATTERNS, json_type, merge, negate, normalize, value_key)
+                    X_ONE_OF, X_PATTERNS, formats_of, json_type, merge, negate, normalize, value_key)
 from .numbers import integer_tree, number_tree
 from .resolve import Resolver, draft_of, subschemas
 from .strings import ANY_CHAR, canonical_string, json_string, literal_text
@@ -814,7 +814,7 @@ class _Compiler:
         try:
             return format_tree(name)
         except KeyError:
-            if name in _KNOWN_FORMATS:
+            if name in formats_of(ctx.draft):
                 self.unsupported("format", f"format {name!r} is not supported", _sub(ctx, "/format"))
             # Formats JSON Schema does not define are annotations: validators accept any string.
             return None
@@ -1256,9 +1256,6 @@ class _Opaque:
 
 
 _NOT_HANDLED = object()
-_KNOWN_FORMATS = frozenset(("date", "time", "date-time", "duration", "email", "idn-email", "hostname",
-                            "idn-hostname", "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference",
-                            "uuid", "uri-template", "json-pointer", "relative-json-pointer", "regex"))
 _FRACTION_NUMBER = parse_regex(r"-?(0|[1-9][0-9]*)\.[0-9]*[1-9]")
 _CANONICAL_NUMBER = parse_regex(r"0|-?[1-9][0-9]*|-?(0|[1-9][0-9]*)\.[0-9]*[1-9]")
 _STRING_KEYWORDS = frozenset(("type", "enum", "const", "minLength", "maxLength", "pattern", "format",
