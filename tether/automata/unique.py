@@ -154,6 +154,19 @@ _DECODER = json.JSONDecoder(parse_float=_number, parse_int=_number)
 _PLAIN_NUMBER = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+\-]?[0-9]+)?")
 
 
+def _simplest_tail(mode: int, buf: bytes, sstart: int) -> bytes:
+    """The bytes that close the scalar in progress the simplest way: a quote for a string, the
+    rest of a literal (true/false/null), nothing for a number or outside scalars."""
+    if mode == STR:
+        return b'"'
+    if mode == BARE:
+        word = buf[sstart:] if sstart >= 0 else b""
+        for lit in _LITERALS:
+            if lit.startswith(word):
+                return lit[len(word):]
+    return b""
+
+
 def item_key(text: str | bytes) -> Hashable:
     """The equality key of a JSON text (`item_key("1") == item_key("1.0")`).
 
@@ -785,17 +798,7 @@ class UniqueItems(Constraint):
             return
         if placeholder is None:
             end = len(buf)
-            if mode == STR:
-                tail = b'"'
-            elif mode == BARE:
-                word = buf[sstart:] if sstart >= 0 else b""
-                tail = b""
-                for lit in _LITERALS:
-                    if lit.startswith(word):
-                        tail = lit[len(word):]
-                        break
-            else:
-                tail = b""
+            tail = _simplest_tail(mode, buf, sstart)
         else:
             end = sstart if mode != OUT and sstart >= 0 else len(buf)
             if mode != OUT and sstart < 0:
@@ -830,17 +833,7 @@ class UniqueItems(Constraint):
         mode, stack, buf, sstart, kbuf = sc
         if buf is None or kbuf is not None or mode == ESC:
             return False
-        if mode == STR:
-            tail = b'"'
-        elif mode == BARE:
-            word = buf[sstart:] if sstart >= 0 else b""
-            tail = b""
-            for lit in _LITERALS:
-                if lit.startswith(word):
-                    tail = lit[len(word):]
-                    break
-        else:
-            tail = b""
+        tail = _simplest_tail(mode, buf, sstart)
         closers = b""
         canon = self._canon_of
         for f in reversed(stack):

@@ -416,18 +416,10 @@ class _Compiler:
                 return self.flat(rest, ctx)
             return self.flat_or_bool(merge(rest, negated, ctx.pointer) if negated is not True else rest, ctx)
         if s.get(X_ONE_OF):
-            groups = s[X_ONE_OF]
-            rest = {k: v for k, v in s.items() if k != X_ONE_OF}
-            group, later = groups[0], groups[1:]
-            if later:
-                rest[X_ONE_OF] = later
+            group, rest = _first_group(s, X_ONE_OF)
             return self.one_of(rest, group, ctx)
         if s.get(X_ANY_OF):
-            groups = s[X_ANY_OF]
-            rest = {k: v for k, v in s.items() if k != X_ANY_OF}
-            group, later = groups[0], groups[1:]
-            if later:
-                rest[X_ANY_OF] = later
+            group, rest = _first_group(s, X_ANY_OF)
             options = []
             for branch in group:
                 flat = self.flatten(branch, branch.ctx if isinstance(branch, _Located) else ctx)
@@ -1328,6 +1320,15 @@ def _has_assert(tree: RegexNode) -> bool:
         elif isinstance(node, Repeat):
             todo.append(node.node)
     return False
+
+
+def _first_group(s: dict, key: Any) -> tuple[list, dict]:
+    """The first of the branch lists under `key`, and the schema with the others left."""
+    group, later = s[key][0], s[key][1:]
+    rest = {k: v for k, v in s.items() if k != key}
+    if later:
+        rest[key] = later
+    return group, rest
 
 
 def _forbids(s: dict, key: str) -> bool:
