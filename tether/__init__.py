@@ -5,6 +5,7 @@
     >>> c = tether.regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").compile(vocab)
     >>> s = c.initial(); row = tether.allocate_bitmask(1, vocab.size)[0]; c.fill_bitmask(s, row)
     >>> json = tether.lark(open("json.lark").read()).compile(vocab)   # context-free grammars too
+    >>> query = tether.sql(db="shop.sqlite")                          # SQL naming only real columns
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from .automata.bitmask import allocate_bitmask, apply_bitmask
 from .automata.constraint import Constraint, Matcher
 from .automata.grammar import Grammar, JSONSchema, gbnf, json_schema, lark
 from .automata.regular import Regex, regex
+from .automata.sql import SQL, sql
 from .errors import (
     ConstraintTooLarge,
     ContextLengthExceeded,
@@ -27,6 +29,7 @@ from .errors import (
     TokenRejected,
     UnsupportedPattern,
     UnsupportedSchema,
+    SQLSchemaError,
     VocabularyError,
     VocabularyMismatch,
 )
@@ -74,8 +77,10 @@ __all__ = [
     "lark",
     "gbnf",
     "json_schema",
+    "sql",
     "Grammar",
     "JSONSchema",
+    "SQL",
     "Constraint",
     "Matcher",
     "Limits",
@@ -103,6 +108,7 @@ __all__ = [
     "GrammarError",
     "InvalidSchema",
     "UnsupportedSchema",
+    "SQLSchemaError",
     "ConstraintTooLarge",
     "TokenRejected",
     "InvalidState",

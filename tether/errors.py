@@ -26,6 +26,7 @@ __all__ = [
     "GrammarError",
     "InvalidSchema",
     "UnsupportedSchema",
+    "SQLSchemaError",
     "ConstraintTooLarge",
     "TokenRejected",
     "InvalidState",
@@ -154,6 +155,15 @@ class UnsupportedSchema(SpecError):
 
     def describe(self) -> str:
         return "unsupported JSON Schema keyword"
+
+
+class SQLSchemaError(SpecError):
+    """A database schema for `tether.sql` that cannot be used: a DDL statement SQLite refuses
+    (the message names its line), a database path that does not exist or is no SQLite
+    database, a schema without any table or view."""
+
+    def describe(self) -> str:
+        return "invalid SQL schema"
 
 
 class ConstraintTooLarge(TetherError):
