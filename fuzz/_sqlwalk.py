@@ -27,6 +27,8 @@ _PUNCT = (b",", b"(", b")", b"*", b"=", b".", b" =", b" (", b" *", b">", b"<", b
 _CLOSE = (b")", b" )", b"'")
 _LITERAL = re.compile(rb" ?(?:[0-9]+|'[A-Za-z ]+')")
 _WORD_ENDS = b" ,()."
+_RARE = ("like", "glob", "match", "regexp", "escape", "values", "with", "materialized", "recursive", "collate",
+         "cast", "exists", "case", "between", "not", "is", "isnull", "notnull", "window", "over", "filter")
 
 
 class _Classes:
@@ -91,21 +93,39 @@ def walk(c, vocab, rng: random.Random, *, max_tokens: int = 160, explore: int | 
             return text, "done"
         scope = s[1] if isinstance(s, tuple) and hasattr(s[1], "word_names") else None
         names = scope.word_names() if scope is not None else None
-        if scope is not None and scope.mode == 1:  # inside a word: end it
+        if scope is not None and scope.mode == 1:  # inside a word: end it, or finish the name
             complete = ids[k.ends_word[ids]]
+            if not complete.shape[0] and names is not None:
+                p = scope.buf.decode("utf-8", "replace").lower()
+                rests = {n[len(p):] for n in names if n.startswith(p) and len(n) > len(p)}
+                complete = k.spelling(ids[k.ok[ids]], rests)
         else:
             complete = k.named(ids[k.ok[ids]], names)
+            if step == 0 and rng.random() < 0.9:
+                complete = k.spelling(complete, ("select",))
+            elif rng.random() < 0.9:  # pattern operators make long, dull walks
+                complete = complete[~np.isin(complete, k.spelling(complete, _RARE))]
         if scope is not None and scope.mode == 4:  # just after a string's quote: not an escaped quote
             ids = ids[k.toks_first[ids] != 39] if (k.toks_first[ids] != 39).any() else ids
             complete = complete[k.toks_first[complete] != 39]
+        word = scope.held[0] if scope is not None and scope.held is not None else (
+            scope.buf.decode("utf-8", "replace").lower() if scope is not None and scope.mode == 1 else None)
+        if word is not None and word not in scope.catalog.tables:
+            # A qualifier no table is named by would need an alias that a walk seldom writes.
+            dots = k.toks_first[ids] == 46
+            if (~dots).any():
+                ids, complete = ids[~dots], complete[k.toks_first[complete] != 46]
         choice = None
         if scope is not None and scope.mode == 3 and rng.random() < 0.7:  # in a string: close it
             closing = ids[k.closes_string[ids]]
             if closing.shape[0]:
                 choice = int(rng.choice(closing))
         if choice is None and step >= explore and rng.random() < 0.85:
-            needed = scope.pending_qualifiers() if scope is not None else []
-            for pool in (ids[k.close[ids]], k.spelling(complete, ("from",)), k.spelling(ids[k.ok[ids]], needed),
+            needed = scope.pending_qualifiers() if scope is not None and scope.mode != 1 else []
+            blocks = [f for f in scope.frames if hasattr(f, "from_seen")] if scope is not None else []
+            wants_from = bool(blocks) and not blocks[-1].from_seen
+            for pool in (ids[k.close[ids]], k.spelling(complete, ("from",)) if wants_from else complete[:0],
+                         k.spelling(ids[k.ok[ids]], needed),
                          k.spelling(complete, ("as",)) if needed else complete[:0],
                          complete[~np.isin(complete, k.spelling(complete, ("select", "case", "not", "exists", "cast",
                                                                            "with", "values")))],

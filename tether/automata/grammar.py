@@ -68,11 +68,16 @@ class Grammar:
         """Whether `text` is in the language (the reference the constraint is tested against).
 
         A context-free grammar parses `text` with an automaton of its own (sharing only the
-        terminal DFAs), so a long text does not stay in the memory of the compiled constraints."""
+        terminal DFAs), so texts checked do not stay in the memory of the compiled constraints;
+        that automaton is kept for the next texts (parses share its states) until it holds
+        more than an eighth of `Limits.automaton_bytes`, then replaced by a fresh one."""
         data = text.encode() if isinstance(text, str) else text
         if self._dfa is not None:
             return self._dfa.matches(data)
-        return CFGAutomaton(self._automaton.tables, self.limits).matches(data)
+        matcher = self.__dict__.get("_matcher")
+        if matcher is None or matcher.nbytes() > self.limits.automaton_bytes // 8:
+            matcher = self._matcher = CFGAutomaton(self._automaton.tables, self.limits)
+        return matcher.matches(data)
 
     def compile(self, vocab: Vocabulary) -> Constraint:
         """Bind to a vocabulary; cached per vocabulary, so compiling again is free."""

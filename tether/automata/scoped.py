@@ -20,6 +20,7 @@ string, quoted name or comment, only the tokens that contain its closing charact
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 from collections import OrderedDict
@@ -43,6 +44,31 @@ _BLANK_WORD = re.compile(rb"[ \t\r\n\f]+([A-Za-z0-9_$\x80-\xff]+)")
 _OPENS = {q: re.compile(rb"[ \t\r\n\f]*" + re.escape(q) + rb"[^" + re.escape(c) + rb"]*")
           for q, c in ((b"'", b"'"), (b'"', b'"'), (b"`", b"`"), (b"[", b"]"))}
 _DIGITS = frozenset(b"0123456789")
+# A head is checked as its canonical form: the checker reads every operator alike (the grammar
+# tells them apart) and any run of blanks as one. Quotes and comments open a lexeme whose bytes
+# after them count differently: such tokens are checked whole.
+_OPERATORS = re.compile(rb"[=<>!+%&|~^]+")
+_BLANK_RUN = re.compile(rb"[ \t\r\n\f]+")
+_OPAQUE = re.compile(rb"['\"`\[]|--|/\*")
+_QUOTES = re.compile(rb"['\"`\[]")
+_COMMENTS = re.compile(rb"--[^\n]*\n|/\*.*?\*/", re.S)
+_OPEN_COMMENT = re.compile(rb"--[^\n]*\Z|/\*.*\Z", re.S)
+
+
+def _canonical(data: bytes) -> bytes:
+    """A token the checker reads the same as `data` (which has no quote): a closed comment is a
+    blank, an open one its opening, blank runs one space, operator runs one "="."""
+    data = _COMMENTS.sub(b" ", data)
+    m = _OPEN_COMMENT.search(data)
+    tail = b""
+    if m:
+        tail = b"--" if data[m.start():m.start() + 2] == b"--" else b"/*"
+        data = data[:m.start()]
+    return _OPERATORS.sub(b"=", _BLANK_RUN.sub(b" ", data)) + tail
+
+
+_SPLIT = re.compile(rb"([^A-Za-z0-9_$\x80-\xff]+)([A-Za-z0-9_$\x80-\xff]*)")
+_LEAD = re.compile(rb"[ \t\r\n\f]*([A-Za-z0-9_$\x80-\xff]+)")
 
 # What, in each lexical mode, only the tokens containing it can change (the rest go on inside).
 _CLOSER = {SQ: b"'", DQ: b'"', BT: b"`", BR: b"]", LINE: b"\n", BLOCK: b"*", BLOCK_STAR: b"/"}
@@ -89,6 +115,33 @@ class _Tables:
             if word is not None and cls == WORDS:
                 self.by_word.setdefault(word.decode("utf-8", "replace").lower(), []).append(t)
         self.pure = np.array([bool(d) and _PURE.fullmatch(d) is not None for d in vocab], dtype=bool)
+        # The word a token spells before a byte that ends it (after blanks): `name` of " name,".
+        self.lead: list[str | None] = [None] * n
+        for t, data in enumerate(vocab):
+            if data and self.cls[t] == OTHER:
+                m = _LEAD.match(data)
+                if m and m.end() < len(data) and data[m.start(1)] not in _DIGITS:
+                    self.lead[t] = m.group(1).decode("utf-8", "replace").lower()
+        # Tokens that are some other bytes, then at most one word left unfinished: "(", "(f", " ('".
+        self.split: list[tuple[bytes, str] | None] = [None] * n
+        for t, data in enumerate(vocab):
+            if data and self.cls[t] == OTHER:
+                m = _SPLIT.fullmatch(data)
+                if m and not _OPAQUE.search(m.group(1)):
+                    head = _OPERATORS.sub(b"=", _BLANK_RUN.sub(b" ", m.group(1)))
+                    self.split[t] = (head, m.group(2).decode("utf-8", "replace").lower())
+        # What the checker reads of a token without quotes: comments as blanks, operators alike.
+        self.canon: list[bytes | None] = [None] * n
+        for t, data in enumerate(vocab):
+            if data and self.cls[t] == OTHER and not _QUOTES.search(data):
+                self.canon[t] = _canonical(data)
+        word_bytes = bytes(b for b in range(256) if _PURE.fullmatch(bytes((b,))))
+        self.continues = {}
+        for mode in (NONE, WORD, NUM, SQ_END, DQ_END, BT_END, DASH, SLASH):
+            first = _CONTINUES.get(mode, b"") + (word_bytes if mode in (WORD, NUM) else b"")
+            self.continues[mode] = np.isin(self.first, np.frombuffer(first, dtype=np.uint8)) if first else \
+                np.zeros(n, dtype=bool)
+        self.first_word = np.isin(self.first, np.frombuffer(word_bytes, dtype=np.uint8))
         self.masks = {c: self.cls == c for c in range(8)}
         self.words_pure = self.masks[WORDS] & self.pure
         self.words_blank = self.masks[WORDS] & ~self.pure
@@ -224,19 +277,18 @@ class ScopedSQL(Constraint):
             self._check_each(sc, out, np.flatnonzero(inner & ~t.lacks[closer]))
             return out
         # Tokens that go on with the lexeme in progress.
-        cont = _CONTINUES.get(mode, b"")
-        rest = inner
-        if cont:
-            first = np.isin(t.first, np.frombuffer(cont, dtype=np.uint8))
-            self._check_each(sc, out, np.flatnonzero(inner & first))
-            rest = inner & ~first
+        going_on = inner & t.continues[mode]
+        rest = inner & ~t.continues[mode]
         if mode == WORD:
             p = sc.buf.decode("utf-8", "replace").lower()
-            self._words_from(sc, p, _refused(sc, p), out, rest & t.pure & t.masks[WORDS],
-                             rest & t.pure & t.masks[DIGIT_WORDS])
-            rest = rest & ~t.pure
+            refused = _refused(sc, p)
+            names = self._words_from(sc, p, refused, out, going_on & t.pure & t.masks[WORDS],
+                                     going_on & t.pure & t.masks[DIGIT_WORDS])
+            self._check_each(sc, out, np.flatnonzero(going_on & ~t.pure), p, names)
         elif mode == NUM:
-            rest = rest & ~t.pure  # digits and letters go on with the number
+            self._check_each(sc, out, np.flatnonzero(going_on & ~t.pure))
+        else:
+            self._check_each(sc, out, np.flatnonzero(going_on))
         # The rest end the lexeme in progress first: from `base`, they act as from between lexemes.
         base = sc
         if mode != NONE:
@@ -247,13 +299,13 @@ class ScopedSQL(Constraint):
                 out[rest] = False
                 return out
         # Blanks keep the inner verdict: from `base` they do nothing.
+        names = None
         words = rest & t.masks[WORDS]
-        if words.any():
-            probe = _fed(base, b"a")
-            if probe is None:
-                out[words] = False
-            else:
-                self._words_from(probe, "", _refused(base, ""), out, words, None)
+        probe = _fed(base, b"a")
+        if probe is None:
+            out[words] = False
+        elif words.any():
+            names = self._words_from(probe, "", _refused(base, ""), out, words, None)
         digits = rest & t.masks[DIGIT_WORDS]
         if digits.any() and _fed(base, b"0") is None:
             out[digits] = False
@@ -261,7 +313,7 @@ class ScopedSQL(Constraint):
             opens = rest & t.masks[cls]
             if opens.any() and _fed(base, q) is None:
                 out[opens] = False
-        self._check_each(sc, out, np.flatnonzero(rest & t.masks[OTHER]))
+        self._check_each(sc, out, np.flatnonzero(rest & t.masks[OTHER]), "", names)
         return out
 
     def _words_from(self, sc: Scope, p: str, refused: frozenset, out: np.ndarray, words: np.ndarray,
@@ -277,7 +329,7 @@ class ScopedSQL(Constraint):
                 if ids:
                     sel = np.array(ids, dtype=np.int64)
                     out[sel[words[sel]]] = False
-            return
+            return None
         names = names - refused
         keep = self._prefix_ids(names, p)
         allowed = np.zeros_like(words)
@@ -289,6 +341,7 @@ class ScopedSQL(Constraint):
             if ids.shape[0]:
                 bad = [i for i in ids.tolist() if not _viable(names, p + self._tokens[i].decode("utf-8", "replace").lower())]
                 out[bad] = False
+        return names
 
     def _prefix_ids(self, names: frozenset, p: str) -> np.ndarray:
         key = (names, p)
@@ -312,10 +365,39 @@ class ScopedSQL(Constraint):
                 self._prefixes.popitem(last=False)
         return got
 
-    def _check_each(self, sc: Scope, out: np.ndarray, ids: np.ndarray) -> None:
-        tokens = self._tokens
+    def _check_each(self, sc: Scope, out: np.ndarray, ids: np.ndarray, p: str = "",
+                    names: frozenset | None = None) -> None:
+        """Run the checker over each token of `ids` (refusing those it refuses). A token whose
+        first word ends inside it (`name,`) is refused unseen when `p` + that word is not in
+        `names` (the words allowed where it starts). In a string or comment, only the bytes from
+        the closing character on matter, so tokens that agree there are checked once."""
+        tokens, lead, split, canon = self._tokens, self._t.lead, self._t.split, self._t.canon
+        closer = _CLOSER.get(sc.mode) if sc.mode in (SQ, LINE, BLOCK, BLOCK_STAR) else None
+        verdicts: dict[bytes, bool] = {}
+        after: dict[bytes, tuple] = {}  # other bytes -> (state after them, words allowed next)
         for t in ids.tolist():
-            if not _token_ok(sc, tokens[t]):
+            data = tokens[t]
+            if names is not None:
+                w = lead[t]
+                if w is not None and p + w not in names:
+                    out[t] = False
+                    continue
+            if closer is not None:
+                data = data[data.index(closer):]
+            elif split[t] is not None:  # decided from what the bytes before its word leave
+                head, word = split[t]
+                got = after.get(head)
+                if got is None:
+                    got = after[head] = _after(sc, head)
+                if not _word_ok(got, word):
+                    out[t] = False
+                continue
+            elif canon[t] is not None:
+                data = canon[t]
+            ok = verdicts.get(data)
+            if ok is None:
+                ok = verdicts[data] = _token_ok(sc, data)
+            if not ok:
                 out[t] = False
 
 
@@ -342,6 +424,34 @@ def _token_ok(sc: Scope, data: bytes) -> bool:
     return True
 
 
+def _after(sc: Scope, head: bytes) -> tuple:
+    """(state after `head` or None if refused, state after a word starts there or None, the
+    words allowed there)."""
+    s = _fed(sc, head)
+    if s is None:
+        return (None, None, None)
+    w = _fed(s, b"a")
+    return (s, w, w.word_names() if w is not None else None)
+
+
+def _word_ok(got: tuple, word: str) -> bool:
+    """What `_token_ok` says of head + word, from `_after(sc, head)`."""
+    s, w, names = got
+    if s is None:
+        return False
+    if not word:
+        return True
+    if word[0] in "0123456789":
+        return _fed(s, b"0") is not None
+    if w is None:
+        return False
+    if names is not None and not _viable(names, word):
+        return False
+    if word in _CHECKED and _fed(s, word.encode() + b" ") is None:
+        return names is not None and any(n != word and n.startswith(word) for n in names)
+    return True
+
+
 # Keywords that the checker may refuse where they end (they close a FROM clause or a select).
 _CHECKED = frozenset(("from", "where", "group", "having", "order", "limit", "window", "union", "intersect", "except",
                       "join", "on", "using", "natural", "left", "right", "full", "inner", "cross", "over", "offset"))
@@ -357,8 +467,18 @@ def _refused(sc: Scope, p: str) -> frozenset:
     return frozenset(out)
 
 
+_SORTED: OrderedDict = OrderedDict()
+
+
 def _viable(names: frozenset, p: str) -> bool:
-    return any(n.startswith(p) for n in names)
+    """Whether some name starts with `p` (a binary search in the sorted names)."""
+    ordered = _SORTED.get(names)
+    if ordered is None:
+        ordered = _SORTED[names] = sorted(names)
+        if len(_SORTED) > 256:
+            _SORTED.popitem(last=False)
+    i = bisect.bisect_left(ordered, p)
+    return i < len(ordered) and ordered[i].startswith(p)
 
 
 def _finishes(sc: Scope) -> bool:

@@ -22,7 +22,9 @@ from ..grammar.sql.schema import Schema, functions_of, open_read_only, run_scrip
 from ..grammar.sql.scope import Refused, Scope, ScopeCatalog
 from ..limits import Limits
 from ..vocab import Vocabulary
+from .cfg import CFGConstraint
 from .constraint import Constraint
+from .earley import CFGAutomaton
 from .grammar import Grammar
 from .stepping import PerVocabulary
 
@@ -43,7 +45,7 @@ class SQL(Grammar):
         self._db = db
         self._ddl = ddl
         self._compiled = PerVocabulary()
-        self.scope = None if schema is None else ScopeCatalog(
+        self.scope = ScopeCatalog({}, open=True) if schema is None else ScopeCatalog(
             {t.name.lower(): frozenset(c.lower() for c in t.columns) for t in schema.tables})
 
     def __repr__(self) -> str:
@@ -60,8 +62,6 @@ class SQL(Grammar):
         """None for a statement of the language; otherwise what is wrong with it, in words."""
         if not self._base.matches(text):
             return "not a SQLite SELECT statement this grammar reads"
-        if self.scope is None:
-            return None
         scope = Scope(self.scope)
         try:
             scope.feed(text.encode() if isinstance(text, str) else text)
@@ -71,9 +71,11 @@ class SQL(Grammar):
         return None
 
     def _bind(self, vocab: Vocabulary) -> Constraint:
-        inner = self._base.compile(vocab)
-        if self.scope is None:
-            return inner
+        # The parser states a constraint builds are never evicted (they grow with every text it
+        # reads), so each SQL object gets an automaton of its own over the shared tables: it
+        # goes when the object does.
+        automaton = CFGAutomaton(self._base._automaton.tables, self.limits)
+        inner = CFGConstraint(automaton, vocab, self.limits, source=self.ir.source[:200])
         from .scoped import ScopedSQL
 
         return ScopedSQL(inner, vocab, self.scope)
@@ -110,16 +112,17 @@ class SQL(Grammar):
             conn.close()
 
 
-_BASES: dict[frozenset, Grammar] = {}
+_BASES: dict[tuple, Grammar] = {}
 _BASES_LOCK = threading.Lock()
 
 
 def _base_grammar(functions: frozenset[str], limits: Limits | None) -> Grammar:
-    key = (frozenset(f for f in FUNCTIONS if f in functions), limits)
+    catalog = Catalog(frozenset(f for f in FUNCTIONS if f in functions), frozenset({"regexp", "match"} & functions))
+    key = (catalog, limits)
     with _BASES_LOCK:
         grammar = _BASES.get(key)
         if grammar is None:
-            grammar = _BASES[key] = Grammar(sqlite_ir(Catalog(key[0])), limits=limits)
+            grammar = _BASES[key] = Grammar(sqlite_ir(catalog), limits=limits)
         return grammar
 
 

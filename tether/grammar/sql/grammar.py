@@ -55,8 +55,8 @@ database deferred desc detach do each end exclude exclusive explain fail false f
 following for generated glob groups if ignore immediate initially instead key last like match
 materialized no nulls of offset others over partition plan pragma preceding query range recursive
 regexp reindex release rename replace restrict rollback row rows savepoint temp temporary ties
-trigger true unbounded vacuum view virtual window with without
-""".split())
+trigger true unbounded vacuum view virtual window without
+""".split())  # not WITH: `(WITH` opens a subquery, so SQLite refuses `(with)` as a name
 RESERVED = KEYWORDS - FALLBACK_KEYWORDS
 # Reserved words that SQLite still takes as a table's name after FROM, JOIN or IN (Spider's
 # imdb database has a table named `cast`).
@@ -116,9 +116,11 @@ _KEYWORD_TEXT = re.compile(r'"([A-Za-z_]+)"i')
 
 @dataclass(frozen=True)
 class Catalog:
-    """What the SQLite library offers: the functions of FUNCTIONS it lists, by name."""
+    """What the SQLite library offers: the functions of FUNCTIONS it lists, by name, and which
+    of the operators that call a function of their own (REGEXP, MATCH) it has one for."""
 
     functions: frozenset[str]
+    operators: frozenset[str] = frozenset()
 
 
 def _ci(word: str) -> RegexNode:
@@ -154,6 +156,10 @@ def sqlite_ir(catalog: Catalog) -> GrammarIR:
     for name in _IDENTIFIER_PLACEHOLDERS:
         terminals[name] = Terminal(name, ident, text="an identifier")
     terminals["TABLE"] = Terminal("TABLE", Alternation((ident, _words(TABLE_KEYWORDS))), text="a table name")
+    # An alias without AS is no keyword at all: after an expression SQLite reads one as an operator.
+    bare = Intersect((parse_regex(r"[A-Za-z_][A-Za-z0-9_$]*"), Complement(_words(KEYWORDS))))
+    quoted = parse_regex(r'"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]')
+    terminals["BARE_ALIAS"] = Terminal("BARE_ALIAS", Alternation((bare, quoted)), text="an alias")
     string = base.terminals["STRING"].regex
     terminals["COLUMN_ALIAS"] = Terminal("COLUMN_ALIAS", Alternation((ident, string)), text="a column alias")
     terminals["COLLATION"] = Terminal("COLLATION", _words(COLLATIONS), text="a collation")
@@ -172,6 +178,9 @@ def sqlite_ir(catalog: Catalog) -> GrammarIR:
         m = _KEYWORD_TEXT.fullmatch(t.text or "")  # them (Python's IGNORECASE also takes "ſ" for s)
         if m:
             terminals[name] = Terminal(name, _ci(m.group(1)), t.where, t.text)
+    for operator in ("regexp", "match"):  # without the function, SQLite refuses the operator
+        if operator not in catalog.operators:
+            rules = {n: _without_terminal(r, operator.upper()) for n, r in rules.items()}
     ws, ows = "WS", "OWS"
     terminals[ws] = Terminal(ws, _BLANKS, text="whitespace")
     terminals[ows] = Terminal(ows, Repeat(_BLANKS, 0, 1), text="optional whitespace")
@@ -192,7 +201,7 @@ def sqlite_ir(catalog: Catalog) -> GrammarIR:
 MAX_BLANKS = 32
 _RUN = rf"[ \t\r\n\f]{{1,{MAX_BLANKS}}}"
 _COMMENT = r"(?:--[^\n]*\n|/\*(?:[^*]|\*+[^*/])*\*+/)"
-_BLANKS = parse_regex(rf"{_RUN}(?:{_COMMENT}{_RUN}?)*|(?:{_COMMENT}{_RUN}?)+")
+_BLANKS = parse_regex(rf"{_RUN}(?:{_COMMENT}(?:{_RUN})?)*|(?:{_COMMENT}(?:{_RUN})?)+")
 
 
 def _options(body) -> tuple:
@@ -204,8 +213,10 @@ def _items(option) -> tuple:
 
 
 def _without_terminal(rule: Rule, terminal: str) -> Rule:
-    kept = tuple(o for o in _options(rule.body)
-                 if not any(isinstance(i, TerminalRef) and i.name == terminal for i in _items(o)))
+    options = _options(rule.body)
+    kept = tuple(o for o in options if not any(isinstance(i, TerminalRef) and i.name == terminal for i in _items(o)))
+    if len(kept) == len(options):
+        return rule
     if not kept:
         raise GrammarError(f"rule {rule.name!r} needs a function the SQLite library lacks ({terminal})")
     return Rule(rule.name, Choice(kept), rule.where)

@@ -55,9 +55,13 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class ScopeCatalog:
-    """The schema as the checker reads it: lower-cased table names and their column sets."""
+    """The schema as the checker reads it: lower-cased table names and their column sets.
+
+    `open`: no schema: any table name goes, with columns not known (so any column resolves);
+    the rules that do not depend on names (aggregates, windows, counts of columns) still hold."""
 
     tables: dict[str, frozenset[str]]
+    open: bool = False
 
     @property
     def all_columns(self) -> frozenset[str]:
@@ -97,13 +101,21 @@ _NO_AGGREGATE = frozenset(("where", "on", "group", "limit", "values"))
 _NO_COLUMNS = frozenset(("limit", "values"))
 
 
-class _Block:
-    """One SELECT (a core of a compound), with what its names are checked against."""
+class _Frame:
+    """A frame of the checker's stack: its fields in `__dict__` (set in `__init__`, always in the
+    same order), so that copying and hashing one are a dict copy and a tuple."""
 
-    __slots__ = ("ctx", "clause", "expect", "operand", "tables", "current", "merged", "pending", "outputs",
-                 "names", "n", "n_known", "stars", "from_seen", "from_closed", "term_int", "term_start",
-                 "cores", "first_n", "first_names", "windows", "pending_windows", "col_events", "col_name",
-                 "col_name_end", "col_alias", "col_agg", "values_n", "values_row", "frame", "natural")
+    def copy(self):
+        f = object.__new__(type(self))
+        f.__dict__ = self.__dict__.copy()
+        return f
+
+    def key(self) -> tuple:
+        return (type(self).__name__, *self.__dict__.values())
+
+
+class _Block(_Frame):
+    """One SELECT (a core of a compound), with what its names are checked against."""
 
     def __init__(self, ctx: str, cores: int = 0, first_n: int = -1, first_names: tuple = ()):
         self.ctx = ctx  # top, expr, in, exists, derived, cte
@@ -113,7 +125,7 @@ class _Block:
         self.tables: tuple = ()  # (alias, columns or None when unknown)
         self.current = None  # (default alias, columns) of the table just read in FROM
         self.merged: frozenset = frozenset()
-        self.pending: tuple = ()  # (qualifier, column) waiting for the FROM clause
+        self.pending: tuple = ()  # (qualifier, column, inside an aggregate) waiting for the FROM clause
         self.outputs: tuple = ()  # (alias, has aggregate)
         self.names: tuple = ()  # per result column: its name, None, or ("*", qualifier)
         self.n = 0
@@ -135,20 +147,12 @@ class _Block:
         self.values_row = 0
         self.frame = False
         self.natural = False
-
-    def copy(self) -> "_Block":
-        b = _Block.__new__(_Block)
-        for k in _Block.__slots__:
-            setattr(b, k, getattr(self, k))
-        return b
-
-    def key(self) -> tuple:
-        return tuple(getattr(self, k) for k in _Block.__slots__)
+        self.select_agg = False  # an aggregate in the select list
+        self.grouped = False  # a GROUP BY clause
 
 
-class _Paren:
-    __slots__ = ("kind", "name", "agg", "distinct", "fresh", "commas", "as_seen")
 
+class _Paren(_Frame):
     def __init__(self, kind: str, name: str | None = None, agg: bool = False):
         self.kind = kind  # group, func, cast, in, exists, from, using, over, cte_cols, cte_body, values
         self.name = name
@@ -158,19 +162,9 @@ class _Paren:
         self.commas = 0
         self.as_seen = False
 
-    def copy(self) -> "_Paren":
-        p = _Paren.__new__(_Paren)
-        for k in _Paren.__slots__:
-            setattr(p, k, getattr(self, k))
-        return p
-
-    def key(self) -> tuple:
-        return ("p",) + tuple(getattr(self, k) for k in _Paren.__slots__)
 
 
-class _With:
-    __slots__ = ("ctes", "recursive", "state", "name", "declared", "ctx")
-
+class _With(_Frame):
     def __init__(self, ctx: str):
         self.ctes: tuple = ()  # (name, columns or None)
         self.recursive = False
@@ -179,20 +173,13 @@ class _With:
         self.declared: tuple | None = None
         self.ctx = ctx
 
-    def copy(self) -> "_With":
-        w = _With.__new__(_With)
-        for k in _With.__slots__:
-            setattr(w, k, getattr(self, k))
-        return w
-
-    def key(self) -> tuple:
-        return ("w",) + tuple(getattr(self, k) for k in _With.__slots__)
 
 
 class Scope:
     """The checker's state over the bytes read so far; `copy()` forks it, `key()` hashes it."""
 
-    __slots__ = ("catalog", "mode", "buf", "held", "qual", "frames", "last_func", "ended", "stash", "last")
+    __slots__ = ("catalog", "mode", "buf", "held", "qual", "frames", "last_func", "ended", "stash", "last",
+                 "owned")
 
     def __init__(self, catalog: ScopeCatalog):
         self.catalog = catalog
@@ -205,6 +192,7 @@ class Scope:
         self.ended = False  # after ";"
         self.stash = (None, None)  # (columns or None, number of columns or None) of the statement just ended
         self.last = None  # the previous lexeme when it was a keyword
+        self.owned: set[int] = set()  # ids of the frames this state may change (see _top)
 
     # -- forking and identity
 
@@ -213,6 +201,7 @@ class Scope:
         s.catalog, s.mode, s.buf, s.held, s.qual = self.catalog, self.mode, self.buf, self.held, self.qual
         s.frames = self.frames  # shared until this state reads something (see _own)
         s.last_func, s.ended, s.stash, s.last = self.last_func, self.ended, self.stash, self.last
+        s.owned = set()
         return s
 
     def __eq__(self, other: object) -> bool:
@@ -226,11 +215,29 @@ class Scope:
                 tuple(f.key() for f in self.frames))
 
     def _top(self, i: int = -1):
-        return self.frames[i]
+        """frames[i], to change: copied first if this state still shares it with the state it
+        was forked from (`copy` shares every frame; `_own` takes the two that nearly every
+        lexeme changes, the top and the current block)."""
+        f = self.frames[i]
+        if id(f) not in self.owned:
+            f = f.copy()
+            self.frames[i] = f
+            self.owned.add(id(f))
+        return f
+
+    def _push(self, frame) -> None:
+        self.frames.append(frame)
+        self.owned.add(id(frame))
 
     def _own(self) -> None:
-        """Copy the frames this state may share with the one it was forked from."""
-        self.frames = [f.copy() for f in self.frames]
+        """Before reading: a list of frames of this state's own, its top and block copied."""
+        self.frames = list(self.frames)
+        self.owned = set()
+        if self.frames:
+            self._top()
+            i = self._block_index()
+            if i >= 0:
+                self._top(i)
 
     # -- bytes
 
@@ -379,19 +386,24 @@ class Scope:
         if self.qual is not None:
             cols = self._columns_of(bi, self.qual[0])
             if cols is None:  # not bound yet: a column of some table
+                if self.catalog.open:
+                    return None
                 sources = list(self.catalog.tables.values()) + [c for w in self._withs() for _, c in w.ctes]
                 return None if any(c is None for c in sources) else frozenset().union(*sources)
             return cols
         expect = b.expect
         if expect in ("table", "in_table"):
+            if self.catalog.open:
+                return None
             names = set(self.catalog.tables)
             for w in self._withs():
                 names.update(n for n, _ in w.ctes)
                 if w.recursive and w.state == "body" and w.name:
                     names.add(w.name)
             return frozenset(names)
-        if b.clause == "select" and expect is None and b.operand and b.col_alias is not None:
-            return _AFTER_COLUMN  # after `expr AS name` only a clause can follow
+        if b.clause == "select" and expect is None and b.operand and (
+                b.col_alias is not None or isinstance(b.col_name, tuple) and b.col_name_end == b.col_events):
+            return _AFTER_COLUMN  # after `expr AS name` or `*` only a clause can follow
         if expect is not None or b.clause == "select" and not b.from_closed:
             return None
         if isinstance(top, _Paren) and top.kind == "using":  # columns of both sides of the join
@@ -453,7 +465,7 @@ class Scope:
         for f in self.frames:
             if isinstance(f, _Block):
                 bound = {a for a, _ in f.tables}
-                out.extend(q for q, _ in f.pending if q is not None and q not in bound and q not in out)
+                out.extend(q for q, _, _ in f.pending if q is not None and q not in bound and q not in out)
         return out
 
     def _columns_of(self, bi: int, qual: str) -> frozenset[str] | None:
@@ -479,7 +491,7 @@ class Scope:
         i = self._block_index()
         if i < 0:
             raise Refused("outside any SELECT")
-        return self.frames[i]
+        return self._top(i)
 
     def _event(self, b: _Block) -> None:
         if b.clause == "select" and b.expect is None:
@@ -699,8 +711,8 @@ class Scope:
         if expect == "collation":
             b.expect = None
             return
-        if expect in ("window_name", "window_def"):
-            if expect == "window_name":
+        if expect in ("window_name", "window_def", "over"):
+            if expect != "window_def":  # OVER w
                 if text not in b.windows:
                     b.pending_windows = b.pending_windows | {text}
                 b.operand = True
@@ -747,20 +759,22 @@ class Scope:
                 raise Refused(f"ORDER BY of a compound SELECT: {col!r} is no result column")
             b.term_start = False
             return
+        if b.clause == "group" and not b.from_seen:
+            raise Refused("GROUP BY a column in a query without FROM")
         if b.clause == "select" and events == 0 and b.expect is None:
             b.col_name, b.col_name_end = col, b.col_events
-        self._lookup(bi, qual, col)
+        self._lookup(bi, qual, col, self._in_aggregate())
 
-    def _lookup(self, bi: int, qual: str | None, col: str) -> None:
-        b = self.frames[bi]
+    def _lookup(self, bi: int, qual: str | None, col: str, in_aggregate: bool) -> None:
+        b = self._top(bi)
         if not b.from_closed:
             self._feasible(bi, qual, col)
-            b.pending = b.pending + ((qual, col),)
+            b.pending = b.pending + ((qual, col, in_aggregate),)
             return
-        if not self._resolves(bi, qual, col):
+        if not self._resolves(bi, qual, col, in_aggregate):
             raise Refused(f"no column {col!r}" + (f" in {qual!r}" if qual else "") + " in scope")
 
-    def _resolves(self, bi: int, qual: str | None, col: str) -> bool:
+    def _resolves(self, bi: int, qual: str | None, col: str, in_aggregate: bool = False) -> bool:
         b = self.frames[bi]
         if qual is not None:
             for alias, cols in b.tables:
@@ -781,11 +795,13 @@ class Scope:
         pi = self._block_index(bi)
         if pi < 0:
             return False
+        if in_aggregate:  # SQLite would move the aggregate to the enclosing query, where it may not be
+            raise Refused(f"an aggregate over {col!r}, a column of an enclosing query")
         parent = self.frames[pi]
         if not parent.from_closed:
             self._feasible(pi, qual, col)
             parent = self._top(pi)
-            parent.pending = parent.pending + ((qual, col),)
+            parent.pending = parent.pending + ((qual, col, False),)
             return True
         return self._resolves(pi, qual, col)
 
@@ -793,13 +809,13 @@ class Scope:
         """Refuse a name that no FROM clause still to be written could provide."""
         b = self.frames[bi]
         sources = list(self.catalog.tables.values()) + [c for w in self._withs() for _, c in w.ctes]
-        if any(c is None for c in sources):
+        if self.catalog.open or any(c is None for c in sources):
             return
         if qual is None:
             if any(col in c for c in sources) or self._outer_has(bi, None, col):
                 return
             raise Refused(f"no table has a column {col!r}")
-        need = {col} | {c for q, c in b.pending if q == qual}
+        need = {col} | {c for q, c, _ in b.pending if q == qual}
         if any(need <= c for c in sources) or self._outer_has(bi, qual, col):
             return
         raise Refused(f"no table has the columns {sorted(need)} that {qual!r} is used with")
@@ -826,6 +842,8 @@ class Scope:
                 return frozenset(w.declared) if w.declared is not None else None
         cols = self.catalog.tables.get(name)
         if cols is None:
+            if self.catalog.open:
+                return None
             raise Refused(f"no table {name!r}")
         return cols
 
@@ -845,7 +863,7 @@ class Scope:
             if any(a == alias for a, _ in b.tables):
                 raise Refused(f"{alias!r} appears twice in one FROM clause")
             if cols is not None:
-                need = {c for q, c in b.pending if q == alias}
+                need = {c for q, c, _ in b.pending if q == alias}
                 if not need <= cols:
                     raise Refused(f"{alias!r} has no column {sorted(need - cols)[0]!r}")
         if b.natural:  # NATURAL JOIN: the common columns are one each
@@ -893,8 +911,8 @@ class Scope:
                     names.extend(expanded)
             b.names = tuple(names)
         pending, b.pending = b.pending, ()
-        for qual, col in pending:
-            if not self._resolves(bi, qual, col):
+        for qual, col, in_aggregate in pending:
+            if not self._resolves(bi, qual, col, in_aggregate):
                 raise Refused(f"no column {col!r}" + (f" in {qual!r}" if qual else "") + " in scope")
 
     # -- structure
@@ -957,12 +975,12 @@ class Scope:
         if isinstance(top, _With):
             w = self._top()
             if w.state == "after_name":
-                self.frames.append(_Paren("cte_cols"))
+                self._push(_Paren("cte_cols"))
                 w.declared = ()
                 return
             if w.state == "as":
                 w.state = "body"
-                self.frames.append(_Paren("cte_body"))
+                self._push(_Paren("cte_body"))
                 return
             raise Refused("unexpected '(' in WITH")
         self._fresh_paren()
@@ -999,7 +1017,7 @@ class Scope:
         else:
             kind = "group"
         b.operand = False
-        self.frames.append(_Paren(kind))
+        self._push(_Paren(kind))
         
     def _call(self, name: str, quoted: str | None) -> None:
         """`name(`: a function call."""
@@ -1014,13 +1032,17 @@ class Scope:
             raise Refused(f"window function {name}() in {b.clause.upper()}")
         paren = _Paren("func", name, agg=name in AGGREGATES)
         b.operand = False
-        self.frames.append(paren)
+        self._push(paren)
         
     def _aggregate_here(self, b: _Block, name: str) -> None:
         if b.clause in _NO_AGGREGATE or b.expect == "filter_where":
             raise Refused(f"aggregate {name}() in {b.clause.upper()}")
         if self._in_aggregate():
             raise Refused(f"aggregate {name}() inside another aggregate")
+        if b.clause == "order" and not (b.grouped or b.select_agg):
+            raise Refused(f"aggregate {name}() in ORDER BY of a query that aggregates nothing")
+        if b.clause == "select":
+            b.select_agg = True
         b.col_agg = True
 
     def _in_aggregate(self) -> bool:
@@ -1040,6 +1062,7 @@ class Scope:
             w.state = "name"
             return
         if isinstance(top, _Paren):
+            top = self._top()
             top.commas += 1
             if b is None:  # between a CTE's declared columns
                 return
@@ -1203,7 +1226,7 @@ class Scope:
         top = frames[-1] if frames else None
         if word == "with":
             ctx = self._statement_context()
-            frames.append(_With(ctx))
+            self._push(_With(ctx))
             return
         if isinstance(top, _With):
             w = self._top()
@@ -1256,7 +1279,6 @@ class Scope:
         if b.clause == "select" and isinstance(top, _Block):
             if word in ("distinct", "all") and b.col_events == 0 and not b.names:
                 return
-        self._event(b)
         if b.clause == "order" and b.cores and word not in ("asc", "desc", "nulls", "first", "last", "collate",
                                                           "limit", "offset"):
             if word not in _CLAUSE_WORDS:
@@ -1265,6 +1287,7 @@ class Scope:
         if at_block and word in _CLAUSE_WORDS | {"from", "on", "using"} | _JOIN_WORDS | {"join"}:
             self._clause(b, word)
             return
+        self._event(b)
         if at_block and b.expect == "after_table" and word == "as":
             b.expect = "table_alias"
             return
@@ -1366,7 +1389,7 @@ class Scope:
         b = _Block(ctx)
         if word == "values":
             b.clause = "values"
-        self.frames.append(b)
+        self._push(b)
         
     def _clause(self, b: _Block, word: str) -> None:
         """A clause keyword at the block's own level."""
@@ -1379,6 +1402,7 @@ class Scope:
             nb = _Block(b.ctx, b.cores + 1, first_n, first_names)
             nb.clause = "compound"
             self.frames[bi] = nb
+            self.owned.add(id(nb))
             return
         if b.clause == "compound":
             raise Refused(f"{word.upper()} after a compound operator")
@@ -1421,6 +1445,7 @@ class Scope:
             self._close_from(bi)
         b = self.frames[bi]
         b.clause = word
+        b.grouped = b.grouped or word == "group"
         b.expect = "window_def" if word == "window" else "by" if word in ("group", "order") else None
         b.term_start = False
         b.operand = False
