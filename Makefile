@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/masks.py
 	$(VENV)/bin/python bench/grammars.py
 	$(VENV)/bin/python bench/json_schemas.py --sample 150 --compile-timeout 10
+	$(VENV)/bin/python bench/sql.py
 	$(VENV)/bin/python bench/generation.py
 
 clean:

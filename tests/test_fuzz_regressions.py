@@ -3,6 +3,7 @@
     python -m fuzz regex --seconds 60          # appends failing cases to tests/regressions/regex.jsonl
     python -m fuzz grammar --seconds 60        # ... and to tests/regressions/grammar.jsonl
     python -m fuzz jsonschema --seconds 60     # ... and to tests/regressions/jsonschema.jsonl
+    python -m fuzz sql --seconds 60            # ... and to tests/regressions/sql.jsonl
     python -m pytest tests/test_fuzz_regressions.py
 """
 
@@ -16,15 +17,16 @@ from fuzz import _harness
 from fuzz import grammar as grammar_fuzz
 from fuzz import jsonschema as jsonschema_fuzz
 from fuzz import regex as regex_fuzz
+from fuzz import sql as sql_fuzz
 
 from conftest import data_path
 
 # target -> the function that checks one of its cases (None when tether does what the case expects)
 REPLAYERS = {"regex": regex_fuzz.check_case, "grammar": grammar_fuzz.check_case,
-             "jsonschema": jsonschema_fuzz.check_case}
+             "jsonschema": jsonschema_fuzz.check_case, "sql": sql_fuzz.check_case}
 # target -> the keys every saved case of it has
 REQUIRED = {"regex": {"kind", "pattern", "flags", "expected"}, "grammar": {"kind", "grammar", "start", "expected"},
-            "jsonschema": {"kind", "schema", "options", "expected"}}
+            "jsonschema": {"kind", "schema", "options", "expected"}, "sql": {"kind", "db", "text", "expected"}}
 
 
 def _cases() -> list[tuple[str, int, dict]]:

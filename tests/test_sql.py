@@ -132,22 +132,26 @@ def test_renaming_a_table_or_column_to_an_unknown_name_is_rejected(index, which,
     assert not q.matches(renamed), renamed
 
 
+def _walked(c, vocab, text: str):
+    """The state after `text`'s greedy tokens, or None if the constraint refuses one."""
+    state = c.initial()
+    for t in vocab.encode_greedy(text.encode()):
+        if not c.allows(state, t):
+            return None
+        state = c.advance(state, t)
+    return state
+
+
 def test_constraint_agrees_with_matches_on_tokenized_gold():
     vocab = real_vocab("llama-bpe")
     rng = random.Random(3)
+    eos = sorted(vocab.eos_ids)
     for query, db in rng.sample(spider.gold(), 25):
         q = bound(db)
         c = q.compile(vocab)
-        state = c.initial()
-        ok = True
-        for t in vocab.encode_greedy(query.encode()):
-            if not c.allows(state, t):
-                ok = False
-                break
-            state = c.advance(state, t)
-        ok = ok and c.is_accepting(state)
+        state = _walked(c, vocab, query)
+        ok = state is not None and c.is_accepting(state)
         assert ok == q.matches(query), (query, db, q.why_not(query))
-        eos = sorted(vocab.eos_ids)
         if ok:
             assert c.mask(state)[eos].all()
 
@@ -160,14 +164,8 @@ def test_renamed_columns_are_refused_by_the_constraint_too():
                        ("SELECT T1.song_name FROM singer AS T1", True), ("SELECT T1.song_name FROM stadium AS T1", False),
                        ("SELECT count(*) FROM concert JOIN stadium USING (stadium_id)", True),
                        ("SELECT * FROM singers", False)]:
-        state = c.initial()
-        ok = True
-        for t in vocab.encode_greedy(text.encode()):
-            if not c.allows(state, t):
-                ok = False
-                break
-            state = c.advance(state, t)
-        assert (ok and c.is_accepting(state)) == good, text
+        state = _walked(c, vocab, text)
+        assert (state is not None and c.is_accepting(state)) == good, text
 
 
 def test_keyword_tables_match_the_grammar_and_the_sqlite_library():
