@@ -703,14 +703,6 @@ class Scope:
         if expect == "table_alias":
             self._commit_table(b, text)
             return
-        if expect == "out_alias" or (b.clause == "select" and b.operand and isinstance(top, _Block)):
-            b.col_alias = text
-            b.expect = None
-            b.operand = True
-            return
-        if expect == "collation":
-            b.expect = None
-            return
         if expect in ("window_name", "window_def", "over"):
             if expect != "window_def":  # OVER w
                 if text not in b.windows:
@@ -720,6 +712,14 @@ class Scope:
                 if text in b.windows:
                     raise Refused(f"window {text!r} defined twice")
                 b.windows = b.windows | {text}
+            b.expect = None
+            return
+        if expect == "out_alias" or (b.clause == "select" and b.operand and isinstance(top, _Block)):
+            b.col_alias = text
+            b.expect = None
+            b.operand = True
+            return
+        if expect == "collation":
             b.expect = None
             return
         if expect == "window_base_or_spec":  # OVER (w ...) / WINDOW v AS (w ...)
