@@ -19,11 +19,11 @@ from tether import errors
 # Written down on purpose: a removed or an accidentally added export fails here, and the change
 # has to be made twice (in tether/__init__.py and below), once deliberately.
 EXPECTED_EXPORTS = {
-    "classes": {"Vocabulary", "Regex", "Grammar", "JSONSchema", "Constraint", "Matcher", "Limits", "Greedy", "Sample", "BeamSearch",
+    "classes": {"Vocabulary", "Regex", "Grammar", "JSONSchema", "SQL", "Constraint", "Matcher", "Limits", "Greedy", "Sample", "BeamSearch",
                 "SMC", "AWRS", "Generation", "Status", "TetherError", "SpecError", "Location", "InvalidPattern",
-                "UnsupportedPattern", "EmptyLanguage", "GrammarError", "InvalidSchema", "UnsupportedSchema", "ConstraintTooLarge", "TokenRejected", "InvalidState",
+                "UnsupportedPattern", "EmptyLanguage", "GrammarError", "InvalidSchema", "UnsupportedSchema", "SQLSchemaError", "ConstraintTooLarge", "TokenRejected", "InvalidState",
                 "VocabularyError", "VocabularyMismatch", "ContextLengthExceeded"},
-    "functions": {"regex", "lark", "gbnf", "json_schema", "generate", "allocate_bitmask", "apply_bitmask"},
+    "functions": {"regex", "lark", "gbnf", "json_schema", "sql", "generate", "allocate_bitmask", "apply_bitmask"},
     "modules": {"models", "samplers"},
 }
 
@@ -100,6 +100,7 @@ FAMILY = {
     "GrammarError": ("SpecError", True),
     "InvalidSchema": ("SpecError", True),
     "UnsupportedSchema": ("SpecError", True),
+    "SQLSchemaError": ("SpecError", True),
     "ConstraintTooLarge": ("TetherError", False),  # a budget, not a bad value: raising a limit fixes it
     "TokenRejected": ("TetherError", True),
     "InvalidState": ("TetherError", True),
