@@ -759,8 +759,8 @@ class Scope:
                 raise Refused(f"ORDER BY of a compound SELECT: {col!r} is no result column")
             b.term_start = False
             return
-        if b.clause == "group" and not b.from_seen:
-            raise Refused("GROUP BY a column in a query without FROM")
+        if b.clause in ("group", "order") and not b.from_seen:  # SQLite resolves them in the block only
+            raise Refused(f"{b.clause.upper()} BY a column in a query without FROM")
         if b.clause == "select" and events == 0 and b.expect is None:
             b.col_name, b.col_name_end = col, b.col_events
         self._lookup(bi, qual, col, self._in_aggregate())
