@@ -1,7 +1,7 @@
 """SQL names checked against a schema while generating: a Constraint that wraps the grammar's.
 
-    >>> inner = tether.sql().compile(vocab)              # any SELECT statement
-    >>> c = ScopedSQL(inner, vocab, catalog)             # ... naming only the schema's tables
+    >>> inner = CFGConstraint(CFGAutomaton(tables), vocab)   # the SQL grammar: any SELECT statement
+    >>> c = ScopedSQL(inner, vocab, catalog)                 # ... naming only the schema's tables
     >>> c.allows(c.advance_many(c.initial(), vocab.encode_greedy("SELECT nme FROM")), eos)
     False
 
@@ -141,10 +141,7 @@ class _Tables:
             first = _CONTINUES.get(mode, b"") + (word_bytes if mode in (WORD, NUM) else b"")
             self.continues[mode] = np.isin(self.first, np.frombuffer(first, dtype=np.uint8)) if first else \
                 np.zeros(n, dtype=bool)
-        self.first_word = np.isin(self.first, np.frombuffer(word_bytes, dtype=np.uint8))
         self.masks = {c: self.cls == c for c in range(8)}
-        self.words_pure = self.masks[WORDS] & self.pure
-        self.words_blank = self.masks[WORDS] & ~self.pure
 
 
 _TABLES: dict[str, _Tables] = {}

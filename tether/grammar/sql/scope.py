@@ -63,10 +63,6 @@ class ScopeCatalog:
     tables: dict[str, frozenset[str]]
     open: bool = False
 
-    @property
-    def all_columns(self) -> frozenset[str]:
-        return frozenset().union(*self.tables.values())
-
 
 # Lexer modes.
 NONE, WORD, NUM, SQ, SQ_END, DQ, DQ_END, BT, BT_END, BR, LINE, BLOCK, BLOCK_STAR, DASH, SLASH = range(15)
@@ -82,8 +78,6 @@ _CLAUSE_WORDS = frozenset(("where", "group", "having", "order", "limit", "window
                            "except"))
 _OPERAND_KEYWORDS = frozenset(("null", "true", "false", "current_date", "current_time", "current_timestamp",
                                "end"))
-_FRAME_WORDS = frozenset(("unbounded", "preceding", "following", "current", "row", "exclude", "no", "others",
-                          "ties", "group", "and", "between"))
 _WINDOW_WORDS = frozenset(("partition", "by", "range", "rows", "groups", "unbounded", "current", "preceding",
                            "following", "exclude", "no", "others", "ties", "row", "asc", "desc", "nulls", "first",
                            "last"))
