@@ -117,7 +117,7 @@ _BASES_LOCK = threading.Lock()
 
 
 def _base_grammar(functions: frozenset[str], limits: Limits | None) -> Grammar:
-    catalog = Catalog(frozenset(f for f in FUNCTIONS if f in functions), frozenset({"regexp", "match"} & functions))
+    catalog = Catalog(frozenset(f for f in FUNCTIONS if f in functions), frozenset({"regexp"} & functions))  # MATCH works on FTS tables only
     key = (catalog, limits)
     with _BASES_LOCK:
         grammar = _BASES.get(key)
