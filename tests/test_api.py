@@ -22,7 +22,7 @@ EXPECTED_EXPORTS = {
     "classes": {"Vocabulary", "Regex", "Grammar", "JSONSchema", "SQL", "Constraint", "Matcher", "Limits", "Greedy", "Sample", "BeamSearch",
                 "SMC", "AWRS", "Generation", "Status", "TetherError", "SpecError", "Location", "InvalidPattern",
                 "UnsupportedPattern", "EmptyLanguage", "GrammarError", "InvalidSchema", "UnsupportedSchema", "SQLSchemaError", "ConstraintTooLarge", "TokenRejected", "InvalidState",
-                "VocabularyError", "VocabularyMismatch", "ContextLengthExceeded"},
+                "VocabularyError", "VocabularyMismatch", "ContextLengthExceeded", "GenerationFailed"},
     "functions": {"regex", "lark", "gbnf", "json_schema", "sql", "generate", "allocate_bitmask", "apply_bitmask"},
     "modules": {"models", "samplers"},
 }
@@ -107,6 +107,7 @@ FAMILY = {
     "VocabularyError": ("TetherError", True),
     "VocabularyMismatch": ("VocabularyError", True),
     "ContextLengthExceeded": ("TetherError", True),
+    "GenerationFailed": ("TetherError", False),  # the model's output, not the caller's input, is at fault
 }
 
 

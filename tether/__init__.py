@@ -19,6 +19,7 @@ from .errors import (
     ConstraintTooLarge,
     ContextLengthExceeded,
     EmptyLanguage,
+    GenerationFailed,
     GrammarError,
     InvalidPattern,
     InvalidSchema,
@@ -115,4 +116,5 @@ __all__ = [
     "VocabularyError",
     "VocabularyMismatch",
     "ContextLengthExceeded",
+    "GenerationFailed",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "VocabularyError",
     "VocabularyMismatch",
     "ContextLengthExceeded",
+    "GenerationFailed",
 ]
 
 
@@ -237,3 +238,22 @@ class ContextLengthExceeded(TetherError, ValueError):
                     f"context of {context_length:,} tokens; pass max_tokens={room:,} or less, "
                     f"or shorten the prompt")
         super().__init__(text)
+
+
+class GenerationFailed(TetherError):
+    """A generation that ended without a complete member of the language: it ran out of tokens
+    (INCOMPLETE) or no token was allowed (DEAD). Raised where a caller asked for a value, never
+    a half object.
+
+    `status` is the `tether.Status`, `text` the partial output, `generation` the whole `Generation`.
+    """
+
+    def __init__(self, generation: object, what: str = "the generation"):
+        self.generation = generation
+        self.status = getattr(generation, "status", None)
+        self.text = getattr(generation, "text", "")
+        status = getattr(self.status, "value", self.status)
+        tokens = len(getattr(generation, "token_ids", ()) or ())
+        hint = " (raise max_tokens)" if status == "incomplete" else ""
+        shown = self.text if len(self.text) <= 200 else self.text[:200] + "..."
+        super().__init__(f"{what} ended {status} after {tokens} tokens{hint}: {shown!r}")
