@@ -246,3 +246,83 @@ def test_compiled_constraint_is_shared_across_threads():
     with ThreadPoolExecutor(4) as pool:
         parallel = list(pool.map(lambda s: pack_mask(c.mask(s)), path(c) * 3))
     assert all((a == b).all() for a, b in zip(parallel, serial * 3))
+
+
+# ---------------------------------------------------------------- matcher parity with the peers' matchers
+
+
+@pytest.mark.parametrize("pattern, forced", [
+    (r"abc(d|e)f", b"abc"),
+    (r"(ab|ac)x", b"a"),
+    (r"x?yz", b""),
+    (r"[0-9]+", b""),
+    (r"\{\"k\":(1|2)\}", b'{"k":'),
+])
+def test_forced_bytes_are_what_every_match_starts_with(pattern, forced):
+    vocab = real_vocab("gpt-2")
+    m = tether.regex(pattern).compile(vocab).matcher()
+    assert m.forced_bytes() == forced
+    ids = m.forced_tokens()
+    assert vocab.decode(ids) == forced
+    assert m.validate_tokens(ids) == len(ids)  # the run is allowed as it stands
+
+
+def test_forced_bytes_walk_a_json_schema_between_choices():
+    vocab = real_vocab("llama-bpe")
+    spec = tether.json_schema({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+                               "required": ["name", "age"]})
+    m = spec.compile(vocab).matcher()
+    assert m.forced_bytes() == b'{"name":"'
+    assert m.accept_string('{"name":"Al"')
+    assert m.forced_bytes() == b',"age":'
+    assert m.forced_bytes(limit=3) == b',"a'
+    assert m.accept_string(m.forced_bytes()) and m.accept_string("41}")
+    assert m.is_accepting() and m.forced_bytes() == b""  # EOS or more digits: a choice
+
+
+def test_accept_string_consumes_only_prefixes_of_the_language():
+    vocab = real_vocab("gpt-2")
+    pattern = r"(yes|no|maybe)!?"
+    m = tether.regex(pattern).compile(vocab).matcher()
+    for text, ok in [("ma", True), ("mx", False), ("", True), ("nope", False)]:
+        m.reset()
+        assert m.accept_string(text) is ok, text
+        assert m.consumed == (len(vocab.encode_greedy(text)) if ok else 0)
+    m.reset()
+    assert m.accept_string("may") and m.accept_string("be") and m.is_accepting()
+    assert not m.accept_string("!!") and m.accept_string("!") and m.is_finished()
+    # agreement with Python's re on every prefix of matches and near-misses
+    import re
+
+    for word in ["yes", "no!", "maybe!", "yesno", "mayb!"]:
+        for i in range(len(word) + 1):
+            m.reset()
+            prefix = word[:i]
+            is_prefix = any(w.startswith(prefix) for w in ["yes", "no", "maybe", "yes!", "no!", "maybe!"])
+            assert m.accept_string(prefix) is is_prefix, prefix
+            assert m.is_accepting() is (is_prefix and re.fullmatch(pattern, prefix) is not None)
+
+
+def test_validate_tokens_counts_the_accepted_run_and_consumes_nothing():
+    vocab = real_vocab("gpt-2")
+    c = tether.regex(r"[0-9]{2,3}").compile(vocab)
+    m = c.matcher()
+    digits = [vocab.encode_greedy(d)[0] for d in "1234"]
+    eos = vocab.eos_ids[0]
+    assert m.validate_tokens(digits) == 3
+    assert m.validate_tokens(digits[:2] + [eos, digits[0]]) == 3  # nothing after EOS
+    assert m.validate_tokens([eos]) == 0
+    assert m.consumed == 0 and m.state == c.initial()
+
+
+def test_fill_next_bitmask_writes_the_indexed_row_of_numpy_and_torch_bitmasks():
+    vocab = real_vocab("gpt-2")
+    c = tether.regex(r"(yes|no)").compile(vocab)
+    m = c.matcher()
+    m.consume(vocab.encode_greedy("y")[0])
+    expected = c.mask(m.state)
+    for bitmask in (tether.allocate_bitmask(3, vocab.size), torch.zeros((3, (vocab.size + 31) // 32), dtype=torch.int32)):
+        m.fill_next_bitmask(bitmask, index=2)
+        rows = np.asarray(bitmask)
+        assert (unpack_bitmask(rows[2], vocab.size) == expected).all()
+        assert not rows[:2].any()

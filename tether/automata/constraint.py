@@ -11,10 +11,12 @@ is free.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Hashable, Sequence
+import os
+from typing import Any, Hashable, Sequence
 
 import numpy as np
 
+from ..errors import TokenRejected, VocabularyError
 from ..vocab import Vocabulary
 from .bitmask import allocate_bitmask, unpack_bitmask
 
@@ -87,10 +89,14 @@ class Constraint(ABC):
 
 
 class Matcher:
-    """A mutable per-sequence cursor: consume, fill the next bitmask, roll back.
+    """A mutable per-sequence cursor: consume, fill the next bitmask, roll back, jump forward.
 
         >>> m = constraint.matcher(); m.consume(token_id)
-        >>> m.fill_next_bitmask(bitmask[0])
+        >>> m.fill_next_bitmask(bitmask, index=0); m.forced_tokens()
+
+    The methods of XGrammar's and llguidance's matchers, over any `Constraint`:
+    `accept_string`, `validate_tokens`, `forced_bytes` / `forced_tokens` (jump-forward
+    decoding) and `fill_next_bitmask(bitmask, index)`.
     """
 
     def __init__(self, constraint: Constraint):
@@ -102,6 +108,11 @@ class Matcher:
     def state(self) -> State:
         return self._states[-1]
 
+    @property
+    def consumed(self) -> int:
+        """How many tokens were consumed since the start (what `rollback` can undo)."""
+        return len(self._states) - 1
+
     def consume(self, token_id: int) -> None:
         """Advance by one token; raises `TokenRejected` (and keeps the state) if it is not allowed."""
         if self._ended:
@@ -110,7 +121,78 @@ class Matcher:
         self._states.append(nxt)
         self._ended = token_id in self.constraint.vocab.eos_ids
 
-    def fill_next_bitmask(self, row: np.ndarray) -> None:
+    def accept_string(self, text: str | bytes) -> bool:
+        """Consume `text` (tokenized by longest match) if the language allows it here; else change nothing.
+
+        States depend on bytes only, so any tokenization of the same text reaches the same state.
+        Returns whether the text was consumed; each of its tokens counts for `rollback`.
+        """
+        if self._ended:
+            return False
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        try:
+            ids = self.constraint.vocab.encode_greedy(data)
+        except VocabularyError:
+            return False
+        n = self.validate_tokens(ids)
+        if n < len(ids):
+            return False
+        for t in ids:
+            self.consume(t)
+        return True
+
+    def validate_tokens(self, token_ids: Sequence[int]) -> int:
+        """How many of `token_ids`, from the first, the constraint accepts from here (nothing is consumed)."""
+        c, state, eos = self.constraint, self.state, self.constraint.vocab.eos_ids
+        if self._ended:
+            return 0
+        for n, t in enumerate(token_ids):
+            if not c.allows(state, t):
+                return n
+            if t in eos:
+                return n + 1  # nothing may follow an end of sequence
+            state = c.advance(state, t)
+        return len(token_ids)
+
+    def forced_bytes(self, limit: int = 4096) -> bytes:
+        """The bytes every continuation from here starts with (at most `limit`): b"" where EOS or a choice is next.
+
+        Found token by token: all allowed tokens share a first run of bytes, which is forced; after
+        stepping over it (a longest-match tokenization, allowed because the language is prefix-closed),
+        the same question is asked again.
+        """
+        if self._ended:
+            return b""
+        c, vocab, state, out = self.constraint, self.constraint.vocab, self.state, b""
+        while len(out) < limit:
+            mask = c.mask(state)
+            if c.is_accepting(state) or not mask.any():
+                break
+            allowed = [vocab[int(t)] for t in np.flatnonzero(mask)]
+            run = os.path.commonprefix([b for b in allowed if b])
+            if not run:
+                break
+            out += run
+            try:
+                for t in vocab.encode_greedy(run):
+                    state = c.advance(state, t)
+            except TokenRejected:  # a constraint that also judges tokenization: stop at what is known
+                break
+        return out[:limit]
+
+    def forced_tokens(self, limit: int = 4096) -> list[int]:
+        """`forced_bytes` as a token run the caller may append without a model call (jump-forward).
+
+        The run is the longest-match tokenization of the forced bytes, each token allowed in turn;
+        its last token may end where a model would have continued a longer token, so samplers that
+        care about tokenization re-score after it.
+        """
+        data = self.forced_bytes(limit)
+        return self.constraint.vocab.encode_greedy(data) if data else []
+
+    def fill_next_bitmask(self, bitmask: Any, index: int = 0) -> None:
+        """Write the allowed next ids into row `index` of `bitmask` (int32 numpy or torch, (batch, words) or (words,))."""
+        row = bitmask if getattr(bitmask, "ndim", 1) == 1 else bitmask[index]
         if self._ended:
             row[:] = 0
         else:
