@@ -42,6 +42,8 @@ __version__ = "0.1.0"
 # torch and transformers load on first use of these, not on `import tether`.
 _LAZY = {
     "generate": ("tether.generation", "generate"),  # not a module named `generate`: it would shadow this
+    "agenerate": ("tether.generation", "agenerate"),
+    "stream": ("tether.generation", "stream"),
     "models": ("tether.models", None),
     "samplers": ("tether.samplers", None),
     "Greedy": ("tether.samplers", "Greedy"),
@@ -87,6 +89,8 @@ __all__ = [
     "Limits",
     # generation (loaded lazily)
     "generate",
+    "agenerate",
+    "stream",
     "Greedy",
     "Sample",
     "BeamSearch",

@@ -7,21 +7,32 @@
     >>> tether.generate(lm, chat, tether.regex(r"(19|20)[0-9]{2}")).text
     '2020'
 
+Streaming and async:
+
+    >>> for piece in tether.stream(lm, "Pick a year", tether.regex(r"(19|20)[0-9]{2}")):
+    ...     print(piece.text, end="")            # the last piece carries .generation
+    >>> gen = await tether.agenerate(lm, "Pick a year", tether.regex(r"(19|20)[0-9]{2}"))
+
 (This module is `tether.generation`, not `tether.generate`: a submodule of that
 name would replace the function `tether.generate` on the package once imported.)
 """
 
 from __future__ import annotations
 
+import asyncio
+import codecs
 import numbers
-from typing import Any, Sequence, Union, overload
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence, Union, overload
 
 from .automata.constraint import Constraint
 from .models.base import CausalLM, Prompt, check_prompt, is_messages
 from .samplers.base import Generation, Sampler, check_model, check_vocab
 from .samplers.lcd import Greedy
 
-__all__ = ["generate", "bind"]
+__all__ = ["generate", "agenerate", "stream", "Piece", "bind"]
 
 
 def bind(constraint: Any, model: CausalLM) -> Constraint:
@@ -99,3 +110,95 @@ def _one_of_batch(prompt: Any, i: int) -> Any:
 
 def _all_ints(items: Sequence[Any]) -> bool:
     return bool(items) and all(isinstance(t, numbers.Integral) for t in items)
+
+
+async def agenerate(model: CausalLM, prompt: Union[Prompt, Sequence[Prompt]], constraint: Any, *,
+                    sampler: Sampler | None = None, max_tokens: int = 64, n: int | None = None):
+    """`generate` in a worker thread, so an event loop keeps serving while the model runs.
+
+        >>> gen = await tether.agenerate(lm, "Pick a year", tether.regex(r"(19|20)[0-9]{2}"))
+        >>> gens = await asyncio.gather(*(tether.agenerate(lm, q, spec) for q in questions))
+
+    Same arguments and results as `generate`. Concurrent calls share the model (its adapter
+    serialises forwards); batch prompts into one call where they can wait for each other.
+    """
+    return await asyncio.to_thread(generate, model, prompt, constraint, sampler=sampler,
+                                   max_tokens=max_tokens, n=n)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A piece of streamed text; the last piece of a stream carries the finished `Generation`."""
+
+    text: str
+    generation: Generation | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class _Cancelled(Exception):
+    """Raised inside the sampler's loop when the consumer of a stream stopped reading."""
+
+
+def stream(model: CausalLM, prompt: Prompt, constraint: Any, *, sampler: Sampler | None = None,
+           max_tokens: int = 64) -> Iterator[Piece]:
+    """Generate for one prompt, yielding text as tokens are taken.
+
+        >>> pieces = list(tether.stream(lm, "Pick a year", tether.regex(r"(19|20)[0-9]{2}")))
+        >>> "".join(p.text for p in pieces) == pieces[-1].generation.text
+        True
+
+    Each `Piece` holds the text of the newly taken tokens; bytes that do not yet decode (a
+    character split across tokens) are held back until they do, so the pieces joined are the
+    final text. The last piece (possibly with empty text) has `.generation`, the same
+    `Generation` `generate` returns; check `.generation.ok`.
+
+    Greedy and Sample stream token by token. BeamSearch and SMC cannot: a beam or particle
+    may be dropped after any step, so their text is known only at the end and comes as one
+    piece with the generation. The model runs in a worker thread; leaving the loop early
+    stops it at the next token.
+    """
+    check_model(model)
+    prompts, single = _prompts(prompt)
+    if not single:
+        raise TypeError("tether.stream takes one prompt (text or chat messages); use tether.generate for a batch")
+    compiled = bind(constraint, model)
+    sampler = sampler or Greedy()
+    ids = model.prompt_ids(prompts[0])
+    vocab = compiled.vocab
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def on_token(_: int, token_id: int) -> None:
+        if stop.is_set():
+            raise _Cancelled
+        events.put(vocab[token_id] if token_id not in vocab.eos_ids else None)
+
+    def work() -> None:
+        try:
+            kwargs = {"on_token": on_token} if getattr(sampler, "streams", False) else {}
+            events.put(sampler.run(model, [ids], compiled, max_tokens, n=1, **kwargs)[0])
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            events.put(exc)
+
+    worker = threading.Thread(target=work, name="tether-stream", daemon=True)
+    worker.start()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    streamed = False
+    try:
+        while True:
+            item = events.get()
+            if isinstance(item, Generation):
+                rest = decoder.decode(b"", final=True) if streamed else item.text
+                yield Piece(rest, item)
+                return
+            if isinstance(item, BaseException):
+                raise item
+            streamed = True
+            text = decoder.decode(item or b"")
+            if text:
+                yield Piece(text)
+    finally:
+        stop.set()
+        worker.join()

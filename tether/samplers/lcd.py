@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from .._optional import require
@@ -25,6 +25,8 @@ from .base import Generation, SamplerStats, Status, check_run
 
 __all__ = ["Greedy", "Sample", "BeamSearch", "finish"]
 
+OnToken = Callable[[int, int], None]  # (sequence index in the batch, token id)
+
 
 def finish(constraint: Constraint, ids: list[int], status: Status, logprob: float, stats: SamplerStats) -> Generation:
     """Package a token sequence as a Generation; EOS ids are not part of the text."""
@@ -36,7 +38,13 @@ def finish(constraint: Constraint, ids: list[int], status: Status, logprob: floa
 
 
 class _Stepwise:
-    """Shared loop of the token-by-token samplers: one batched forward per step."""
+    """Shared loop of the token-by-token samplers: one batched forward per step.
+
+    `on_token(i, token_id)`, where given, hears each token as sequence `i` of the batch takes it
+    (`tether.stream` listens this way); an exception it raises ends the run.
+    """
+
+    streams = True  # tokens are final once taken, so they can be shown as they come
 
     def choose(self, logprobs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
@@ -51,13 +59,14 @@ class _Stepwise:
         return g
 
     def run(self, model: CausalLM, prompts: Sequence[Sequence[int]], constraint: Constraint,
-            max_tokens: int, *, n: int = 1) -> list[Generation]:
+            max_tokens: int, *, n: int = 1, on_token: OnToken | None = None) -> list[Generation]:
         """Generate `n` sequences per prompt (grouped by prompt), all in one batch."""
         check_run(model, prompts, constraint, max_tokens, n)
-        return self._decode(model, [list(p) for p in prompts for _ in range(n)], constraint, max_tokens)
+        return self._decode(model, [list(p) for p in prompts for _ in range(n)], constraint, max_tokens,
+                            on_token)
 
     def _decode(self, model: CausalLM, prompts: list[list[int]], constraint: Constraint,
-                max_tokens: int) -> list[Generation]:
+                max_tokens: int, on_token: OnToken | None = None) -> list[Generation]:
         n = len(prompts)
         stats = [SamplerStats() for _ in range(n)]
         generator = self._generator()
@@ -91,6 +100,8 @@ class _Stepwise:
                 logprob[i] += float(local[row, t])
                 outputs[i].append(t)
                 stats[i].tokens += 1
+                if on_token is not None:
+                    on_token(i, t)
                 with stats[i].constraint_time():
                     states[i] = constraint.advance(states[i], t)
                     if t in eos or constraint.is_finished(states[i]):
@@ -118,14 +129,14 @@ class Greedy(_Stepwise):
     """
 
     def run(self, model: CausalLM, prompts: Sequence[Sequence[int]], constraint: Constraint,
-            max_tokens: int, *, n: int = 1) -> list[Generation]:
+            max_tokens: int, *, n: int = 1, on_token: OnToken | None = None) -> list[Generation]:
         if isinstance(n, int) and n > 1:
             raise ValueError(
                 f"Greedy() is deterministic: n={n} would return {n} identical generations per prompt; "
                 f"use sampler=Sample(...) for {n} independent samples, or sampler=BeamSearch(width={max(n, 4)}) "
                 f"for the {n} best distinct outputs"
             )
-        return super().run(model, prompts, constraint, max_tokens, n=n)
+        return super().run(model, prompts, constraint, max_tokens, n=n, on_token=on_token)
 
     def choose(self, logprobs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return logprobs.argmax(dim=-1)
