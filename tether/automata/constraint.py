@@ -74,6 +74,10 @@ class Constraint(ABC):
         """Accepting and no token but EOS can follow: generation must stop here."""
         return False
 
+    def cache_bytes(self) -> int:
+        """Bytes held now by this constraint's caches (masks, memoised steps); they grow as states are visited."""
+        return 0
+
     def parse(self, text: str) -> object:
         """The value a complete output stands for (the text itself for a regex; an object for JSON)."""
         return text

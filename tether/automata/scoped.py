@@ -203,6 +203,9 @@ class ScopedSQL(Constraint):
             raise InvalidState(f"{state!r} is not a state of {self!r}: states come from its initial() and advance()")
         return state
 
+    def cache_bytes(self) -> int:
+        return self.inner.cache_bytes() + sum(w.nbytes for w in list(self._masks.values()))
+
     def is_accepting(self, state: Any) -> bool:
         s, sc = self._split(state)
         return self.inner.is_accepting(s) and _finishes(sc)

@@ -155,6 +155,9 @@ class AutomatonConstraint(Constraint):
 
     # -- masks
 
+    def cache_bytes(self) -> int:
+        return sum(w.nbytes for w in list(self._cache.values())) + len(self._steps) * _STEP_BYTES
+
     def _with_eos(self, words: np.ndarray, accepting: bool) -> np.ndarray:
         if accepting:
             for t in self._eos:

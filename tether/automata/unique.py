@@ -468,6 +468,9 @@ class UniqueItems(Constraint):
             raise InvalidState(f"{state!r} is not a state of {self!r}: states come from its initial() and advance()")
         return state
 
+    def cache_bytes(self) -> int:
+        return self.inner.cache_bytes() + sum(w.nbytes for w in list(self._masks.values()))
+
     def is_accepting(self, state: Any) -> bool:
         return self.inner.is_accepting(self._split(state)[0])
 
