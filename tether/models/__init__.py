@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .base import CausalLM, MaskedDiffusionLM, ModelStats
-from .default import default  # light: imports transformers only when called
+from .default import default, load  # light: import transformers only when called
 
 if TYPE_CHECKING:
     from .transformers import TransformersLM
 
-__all__ = ["CausalLM", "MaskedDiffusionLM", "ModelStats", "TransformersLM", "default"]
+__all__ = ["CausalLM", "MaskedDiffusionLM", "ModelStats", "TransformersLM", "default", "load"]
 
 
 def __getattr__(name: str) -> Any:
