@@ -186,9 +186,13 @@ def sqlite_ir(catalog: Catalog) -> GrammarIR:
     terminals[ows] = Terminal(ows, Repeat(_BLANKS, 0, 1), text="optional whitespace")
     starts, ends = _edges(rules, terminals)
     rules, terminals = _spaced(rules, terminals, starts, ends)
-    # Blanks and comments may open and close the statement (a last line comment without a newline).
+    # Blanks and comments may open the statement and close it (a last line comment without a
+    # newline), unless it ends with ";": then the text ends there, so a model that wrote the
+    # query stops instead of rambling on in comments.
     entry = [RuleRef(_variant(base.start, c)) for c in (_W, _N) if _variant(base.start, c) in rules]
-    rules["__sql"] = Rule("__sql", Sequence((TerminalRef(ows), Choice(tuple(entry)), TerminalRef("TAIL"))))
+    end = Choice((Sequence((TerminalRef(ows), TerminalRef("END"))), TerminalRef("TAIL")))
+    rules["__sql"] = Rule("__sql", Sequence((TerminalRef(ows), Choice(tuple(entry)), end)))
+    terminals["END"] = Terminal("END", parse_regex(";"), text="';'")
     terminals["TAIL"] = Terminal("TAIL", Concat((Repeat(_BLANKS, 0, 1), Repeat(parse_regex(r"--[^\n]*"), 0, 1))),
                                  text="trailing blanks and comments")
     used = {n for r in rules.values() for n in _terminal_names(r.body)}
