@@ -15,6 +15,7 @@ from .automata.constraint import Constraint, Matcher
 from .automata.grammar import Grammar, JSONSchema, gbnf, json_schema, lark
 from .automata.regular import Regex, regex
 from .automata.sql import SQL, sql
+from .integrations.structured import structured
 from .errors import (
     ConstraintTooLarge,
     ContextLengthExceeded,
@@ -81,6 +82,7 @@ __all__ = [
     "gbnf",
     "json_schema",
     "sql",
+    "structured",
     "Grammar",
     "JSONSchema",
     "SQL",
