@@ -26,7 +26,7 @@ from .dfa import LazyDFA
 from .slices import slices
 from .stepping import AutomatonConstraint
 
-__all__ = ["DFAConstraint", "fill_trie_mask", "walk"]
+__all__ = ["DFAConstraint", "fill_trie_mask", "fill_trie_next", "walk"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -59,6 +59,36 @@ def _trie_mask_kernel(table, byte_class, trie_byte, trie_depth, trie_skip, tok_s
         for j in range(tok_start[i], tok_start[i + 1]):
             t = tok_ids[j]
             out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        i += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _trie_next_kernel(table, byte_class, trie_byte, trie_depth, trie_skip, tok_start, tok_ids, stack, out,
+                      i):  # pragma: no cover - compiled
+    """Write out[t] = the state token t leads to from `stack[0]` (leaving -1 where it dies).
+
+    The walk and its hand-back protocol are `_trie_mask_kernel`'s. The naive loop:
+        for t, data in enumerate(tokens):
+            s = state
+            for b in data: s = table[s, byte_class[b]] if s >= 0 else -1
+            if data and s >= 0: out[t] = s
+    """
+    n = trie_byte.shape[0]
+    rows = table.shape[0]
+    while i < n:
+        d = trie_depth[i]
+        s = table[stack[d - 1], byte_class[trie_byte[i]]]
+        if s < 0:
+            if s == -2:
+                return i
+            i = trie_skip[i]
+            continue
+        if s >= rows:
+            return i
+        stack[d] = s
+        for j in range(tok_start[i], tok_start[i + 1]):
+            out[tok_ids[j]] = s
         i += 1
     return n
 
@@ -126,6 +156,28 @@ def fill_trie_mask(dfa: LazyDFA, vocab: Vocabulary, state: int, out: np.ndarray)
         dfa.expand(int(stack[trie.depth[i] - 1]), deadline)
 
 
+def fill_trie_next(dfa: LazyDFA, vocab: Vocabulary, state: int, out: np.ndarray) -> None:
+    """Public wrapper of the transition kernel: out[t] = the DFA state after token t from `state`, -1 if
+    it dies (or has no bytes); builds the rows it needs. `out` is a contiguous int32 array of vocab.size."""
+    if out.dtype != np.int32 or out.ndim != 1 or not out.flags.c_contiguous or out.shape[0] != vocab.size:
+        raise ValueError(f"out must be a contiguous int32 array of {vocab.size}, got {out.dtype} {out.shape}")
+    if not 0 <= state < dfa.n_states:
+        raise InvalidState(f"state {state} is not a state of this DFA ({dfa.n_states} states)")
+    trie = vocab.trie
+    out[:] = -1
+    stack = np.empty(trie.max_depth + 1, dtype=np.int32)
+    stack[0] = state
+    i = 1
+    deadline = None
+    while True:
+        i = _trie_next_kernel(dfa.table, dfa.byte_class, trie.byte, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
+                              stack, out, np.int64(i))
+        if i >= trie.n_nodes:
+            return
+        deadline = deadline or dfa.limits.deadline("building automaton states for a transition row")
+        dfa.expand(int(stack[trie.depth[i] - 1]), deadline)
+
+
 class DFAConstraint(AutomatonConstraint):
     """A regular constraint over one vocabulary (see `AutomatonConstraint` for states and caches).
 
@@ -149,12 +201,39 @@ class DFAConstraint(AutomatonConstraint):
         # The cache budget: 7/8 for masks, 1/8 for (state, token) steps.
         self._cache_limit = max(1, self.limits.mask_cache_bytes * 7 // 8 // (self._words * 4))
         self._depth = int(self.vocab.trie.max_depth)
+        self._rows: dict[int, np.ndarray] = {}  # state -> transition row (DINGO)
+        self._rows_limit = max(1, self.limits.mask_cache_bytes // 8 // (8 * self.vocab.size))
 
     def __repr__(self) -> str:
         return f"DFAConstraint({self.source!r}, states built={self.dfa.n_states}, vocab={self.vocab.size})"
 
     def _walk(self, s: int, data: bytes) -> int:
         return walk(self.dfa, s, data)
+
+    def cache_bytes(self) -> int:
+        return super().cache_bytes() + sum(r.nbytes for r in list(self._rows.values()))
+
+    def transitions(self, state: int) -> np.ndarray:
+        """Every token's next state at once: int64[vocab.size], the state after token t, or -1 where t is
+        not allowed. EOS ids read -1 (EOS does not move; it is allowed where `is_accepting`).
+
+            >>> seven = vocab.encode_greedy("7")[0]
+            >>> c.transitions(c.initial())[seven] == c.advance(c.initial(), seven)
+
+        One trie walk per state (what DINGO's dynamic programme reads), cached like masks.
+        """
+        row = self._rows.get(state)
+        if row is not None:
+            return row
+        raw = np.empty(self.vocab.size, dtype=np.int32)
+        fill_trie_next(self.dfa, self.vocab, self._id(state), raw)
+        row = np.where(raw >= 0, raw.astype(np.int64) | (self._tag << 32), -1)
+        row.setflags(write=False)
+        with self._lock:
+            self._rows[state] = row
+            while len(self._rows) > self._rows_limit:
+                del self._rows[next(iter(self._rows))]
+        return row
 
     def _words_for(self, state: int) -> np.ndarray:
         """The packed mask of `state` as int32 words: its mask state's, computed by the kernel once."""
