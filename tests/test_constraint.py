@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import tether
 from tether.automata.bitmask import pack_mask, unpack_bitmask
-from tether.automata.index import _trie_mask_kernel
+from tether.automata.index import _NO_STATES, _NO_WORDS, _trie_kernel
 
 from conftest import real_vocab
 
@@ -134,14 +134,19 @@ def test_kernel_matches_its_naive_loop():
     for state in states:
         fast = np.zeros((vocab.size + 31) // 32, np.uint32)
         slow = np.zeros_like(fast)
-        for out, kernel in ((fast, _trie_mask_kernel), (slow, _trie_mask_kernel.py_func)):
+        nxt_fast = np.full(vocab.size, -1, np.int32)
+        nxt_slow = np.full(vocab.size, -1, np.int32)
+        for out, nxt, kernel in ((fast, _NO_STATES, _trie_kernel), (slow, _NO_STATES, _trie_kernel.py_func),
+                                 (_NO_WORDS, nxt_fast, _trie_kernel), (_NO_WORDS, nxt_slow, _trie_kernel.py_func)):
             stack = np.empty(trie.max_depth + 1, np.int32)
             stack[0] = state
             done = kernel(dfa.table, dfa.byte_class, trie.byte, trie.depth, trie.skip, trie.tok_start,
-                          trie.tok_ids, stack, out, 1)
+                          trie.tok_ids, stack, out, nxt, 1)
             assert done == trie.n_nodes  # every row was built, so the walk never stopped
         naive = np.array([bool(data) and dfa.step(state, data) >= 0 for data in vocab], dtype=bool)
-        assert (fast == slow).all()
+        assert (fast == slow).all() and (nxt_fast == nxt_slow).all()
+        assert ((nxt_fast >= 0) == naive).all()
+        assert all(nxt_fast[t] == dfa.step(state, vocab[t]) for t in np.flatnonzero(naive)[:200])
         assert (unpack_bitmask(fast.view(np.int32), vocab.size) == naive).all()
 
 

@@ -28,7 +28,7 @@ from ..vocab import TokenTrie, Vocabulary
 from .bitmask import unpack_bitmask
 from .dfa import DEAD
 from .earley import CFGAutomaton
-from .index import _trie_mask_kernel, _walk_kernel
+from .index import _NO_STATES, _trie_kernel, _walk_kernel
 from .slices import slices
 from .stepping import AutomatonConstraint
 
@@ -43,7 +43,7 @@ _PHASE, _K, _NJ, _ACTIVE, _I, _END, _BASE, _P, _REDO, _SEEN = range(10)
 @numba.njit(cache=True, nogil=True)
 def _lexer_mask_kernel(table, acc_start, byte_class, trie_byte, trie_depth, trie_skip, tok_start, tok_ids,
                        stack, out, b_nodes, b_lex, nb, i):  # pragma: no cover - compiled
-    """The trie walk of `_trie_mask_kernel` over the lexer table, also noting each inner trie node
+    """The trie walk of `_trie_kernel` over the lexer table, also noting each inner trie node
     where a lexeme may end (b_nodes/b_lex, nb so far). Returns (node to resume at or n, nb)."""
     n = trie_byte.shape[0]
     rows = table.shape[0]
@@ -464,8 +464,8 @@ class CFGConstraint(AutomatonConstraint):
         stack[0] = config
         i = 1
         while True:
-            i = _trie_mask_kernel(a.table, a.byte_class, trie.byte, trie.depth, trie.skip, trie.tok_start,
-                                  trie.tok_ids, stack, out, np.int64(i))
+            i = _trie_kernel(a.table, a.byte_class, trie.byte, trie.depth, trie.skip, trie.tok_start,
+                             trie.tok_ids, stack, out, _NO_STATES, np.int64(i))
             if i >= trie.n_nodes:
                 break
             a.expand_cell(int(stack[trie.depth[i] - 1]), int(a.byte_class[trie.byte[i]]))

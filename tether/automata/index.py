@@ -30,9 +30,10 @@ __all__ = ["DFAConstraint", "fill_trie_mask", "fill_trie_next", "walk"]
 
 
 @numba.njit(cache=True, nogil=True)
-def _trie_mask_kernel(table, byte_class, trie_byte, trie_depth, trie_skip, tok_start, tok_ids, stack, out,
-                      i):  # pragma: no cover - compiled
-    """Set bit t of `out` for every token t whose bytes lead from `stack[0]` to a live state.
+def _trie_kernel(table, byte_class, trie_byte, trie_depth, trie_skip, tok_start, tok_ids, stack, out, nxt,
+                 i):  # pragma: no cover - compiled
+    """For every token t whose bytes lead from `stack[0]` to a live state s: set bit t of `out`, or
+    (when `nxt` is not empty) write nxt[t] = s.
 
     Starts at trie node `i` (1 for a fresh walk; `stack` holds the states along the
     path above it). Returns the number of trie nodes when done, or the node at
@@ -41,10 +42,11 @@ def _trie_mask_kernel(table, byte_class, trie_byte, trie_depth, trie_skip, tok_s
         for t, data in enumerate(tokens):
             s = state
             for b in data: s = table[s, byte_class[b]] if s >= 0 else -1
-            if data and s >= 0: set bit t
+            if data and s >= 0: set bit t (or nxt[t] = s)
     """
     n = trie_byte.shape[0]
     rows = table.shape[0]
+    states = nxt.shape[0] > 0
     while i < n:
         d = trie_depth[i]
         s = table[stack[d - 1], byte_class[trie_byte[i]]]
@@ -58,37 +60,10 @@ def _trie_mask_kernel(table, byte_class, trie_byte, trie_depth, trie_skip, tok_s
         stack[d] = s
         for j in range(tok_start[i], tok_start[i + 1]):
             t = tok_ids[j]
-            out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-        i += 1
-    return n
-
-
-@numba.njit(cache=True, nogil=True)
-def _trie_next_kernel(table, byte_class, trie_byte, trie_depth, trie_skip, tok_start, tok_ids, stack, out,
-                      i):  # pragma: no cover - compiled
-    """Write out[t] = the state token t leads to from `stack[0]` (leaving -1 where it dies).
-
-    The walk and its hand-back protocol are `_trie_mask_kernel`'s. The naive loop:
-        for t, data in enumerate(tokens):
-            s = state
-            for b in data: s = table[s, byte_class[b]] if s >= 0 else -1
-            if data and s >= 0: out[t] = s
-    """
-    n = trie_byte.shape[0]
-    rows = table.shape[0]
-    while i < n:
-        d = trie_depth[i]
-        s = table[stack[d - 1], byte_class[trie_byte[i]]]
-        if s < 0:
-            if s == -2:
-                return i
-            i = trie_skip[i]
-            continue
-        if s >= rows:
-            return i
-        stack[d] = s
-        for j in range(tok_start[i], tok_start[i + 1]):
-            out[tok_ids[j]] = s
+            if states:
+                nxt[t] = s
+            else:
+                out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
         i += 1
     return n
 
@@ -143,17 +118,7 @@ def fill_trie_mask(dfa: LazyDFA, vocab: Vocabulary, state: int, out: np.ndarray)
                 out |= piece.words
                 trie = piece.rest
                 break
-    stack = np.empty(trie.max_depth + 1, dtype=np.int32)
-    stack[0] = state
-    i = 1
-    deadline = None
-    while True:
-        i = _trie_mask_kernel(dfa.table, dfa.byte_class, trie.byte, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
-                              stack, out, np.int64(i))
-        if i >= trie.n_nodes:
-            return
-        deadline = deadline or dfa.limits.deadline("building automaton states for a mask")
-        dfa.expand(int(stack[trie.depth[i] - 1]), deadline)
+    _walk_trie(dfa, trie, state, out, _NO_STATES, "a mask")
 
 
 def fill_trie_next(dfa: LazyDFA, vocab: Vocabulary, state: int, out: np.ndarray) -> None:
@@ -163,18 +128,26 @@ def fill_trie_next(dfa: LazyDFA, vocab: Vocabulary, state: int, out: np.ndarray)
         raise ValueError(f"out must be a contiguous int32 array of {vocab.size}, got {out.dtype} {out.shape}")
     if not 0 <= state < dfa.n_states:
         raise InvalidState(f"state {state} is not a state of this DFA ({dfa.n_states} states)")
-    trie = vocab.trie
     out[:] = -1
+    _walk_trie(dfa, vocab.trie, state, _NO_WORDS, out, "a transition row")
+
+
+_NO_STATES = np.zeros(0, dtype=np.int32)
+_NO_WORDS = np.zeros(0, dtype=np.uint32)
+
+
+def _walk_trie(dfa: LazyDFA, trie: Any, state: int, out: np.ndarray, nxt: np.ndarray, what: str) -> None:
+    """Run the trie kernel from `state`, building the rows it meets unbuilt."""
     stack = np.empty(trie.max_depth + 1, dtype=np.int32)
     stack[0] = state
     i = 1
     deadline = None
     while True:
-        i = _trie_next_kernel(dfa.table, dfa.byte_class, trie.byte, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
-                              stack, out, np.int64(i))
+        i = _trie_kernel(dfa.table, dfa.byte_class, trie.byte, trie.depth, trie.skip, trie.tok_start, trie.tok_ids,
+                         stack, out, nxt, np.int64(i))
         if i >= trie.n_nodes:
             return
-        deadline = deadline or dfa.limits.deadline("building automaton states for a transition row")
+        deadline = deadline or dfa.limits.deadline(f"building automaton states for {what}")
         dfa.expand(int(stack[trie.depth[i] - 1]), deadline)
 
 
