@@ -44,6 +44,13 @@ def apply_bitmask(logits, bitmask, indices=None) -> None:
     than the bitmask's (ids past the bitmask are disallowed). bitmask: int32
     numpy array or torch tensor (words,) or (batch, words). indices: optional
     rows of `logits` that the bitmask rows apply to.
+
+        >>> apply_bitmask(scores, bm)                  # scores (batch, V) on any device
+        >>> apply_bitmask(scores, bm[:1], indices=[3]) # only row 3
+
+    Only the packed words travel to the logits' device (V / 32 int32 per row);
+    they are unpacked there. On the CPU numpy's unpackbits is that unpacking (it
+    measured faster than torch's bit ops there: bench/logits_processor.py).
     """
     from .._optional import require
 
@@ -51,9 +58,14 @@ def apply_bitmask(logits, bitmask, indices=None) -> None:
 
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
-    words = bitmask.detach().cpu().numpy() if isinstance(bitmask, torch.Tensor) else np.asarray(bitmask)
-    if words.dtype != np.int32:
-        raise ValueError(f"bitmask must be int32, got {words.dtype}")
+    if isinstance(bitmask, torch.Tensor):
+        if bitmask.dtype != torch.int32:
+            raise ValueError(f"bitmask must be int32, got {bitmask.dtype}")
+        words = bitmask.detach()
+    else:
+        words = np.asarray(bitmask)
+        if words.dtype != np.int32:
+            raise ValueError(f"bitmask must be int32, got {words.dtype}")
     words = words.reshape(1, -1) if words.ndim == 1 else words
     rows = logits.unsqueeze(0) if logits.dim() == 1 else logits
     if rows.dim() != 2 or words.ndim != 2:
@@ -61,14 +73,54 @@ def apply_bitmask(logits, bitmask, indices=None) -> None:
     n_rows = rows.shape[0] if indices is None else len(indices)
     if n_rows != words.shape[0]:
         raise ValueError(f"{n_rows} logits rows but {words.shape[0]} bitmask rows")
-    width = rows.shape[1]
-    # Unpacking on the host is one vectorised pass; bit i of word w lands at column 32 * w + i.
-    bits = np.unpackbits(np.ascontiguousarray(words, dtype="<i4").view(np.uint8), axis=1, bitorder="little")
-    blocked = np.ones((words.shape[0], width), dtype=bool)
-    n = min(width, bits.shape[1])
-    np.equal(bits[:, :n], 0, out=blocked[:, :n])
-    blocked_t = torch.from_numpy(blocked).to(rows.device, non_blocking=True)
-    if indices is None:
-        rows.masked_fill_(blocked_t, float("-inf"))
+    target = rows if indices is None else rows[indices]
+    width = target.shape[1]
+    n = min(width, words.shape[1] * 32)
+    if n:
+        unpack = _allowed_on_host if _unpack_on_host(target.device) else _allowed_on_device
+        allowed = unpack(torch, words, n, target.device)
+        head = target[:, :n]
+        # where(out=) beat masked_fill_ on the CPU; a 0-dim -inf made on the device costs no copy
+        neg_inf = torch.full((), float("-inf"), dtype=head.dtype, device=head.device)
+        torch.where(allowed, head, neg_inf, out=head)
+    if n < width:
+        target[:, n:] = float("-inf")
+    if indices is not None:
+        rows[indices] = target
+
+
+def _unpack_on_host(device) -> bool:
+    """Unpack with numpy where the logits live in host memory (a module function, so tests can
+    force the device path on the CPU)."""
+    return device.type == "cpu"
+
+
+def _allowed_on_host(torch, words, n: int, device):
+    """Bool (batch, n): bit i % 32 of word i // 32, unpacked by numpy (one vectorised pass)."""
+    if isinstance(words, torch.Tensor):
+        words = words.cpu().numpy()
+    data = np.ascontiguousarray(words, dtype="<i4").view(np.uint8)
+    bits = np.unpackbits(data, axis=1, count=n, bitorder="little")
+    return torch.from_numpy(bits.view(np.bool_))
+
+
+def _allowed_on_device(torch, words, n: int, device):
+    """Bool (batch, n) computed on `device`: only the int32 words are copied there."""
+    if isinstance(words, torch.Tensor):
+        words = words.to(device, non_blocking=True)
     else:
-        rows[indices] = rows[indices].masked_fill(blocked_t, float("-inf"))
+        words = torch.from_numpy(np.ascontiguousarray(words)).to(device, non_blocking=True)
+    bits = _bit_values(torch, device)
+    return torch.bitwise_and(words.unsqueeze(-1), bits).ne(0).view(words.shape[0], -1)[:, :n]
+
+
+_BIT_VALUES: dict = {}
+
+
+def _bit_values(torch, device):
+    """int32 (32,) of 1 << i on `device` (bit 31 is the sign bit: -2**31), made once per device."""
+    bits = _BIT_VALUES.get(device)
+    if bits is None:
+        bits = torch.bitwise_left_shift(torch.ones(32, dtype=torch.int32), torch.arange(32, dtype=torch.int32))
+        bits = _BIT_VALUES[device] = bits.to(device)
+    return bits
