@@ -195,7 +195,7 @@ def reference_allowed(proc: LogitsProcessor, generated: list[int], width: int) -
     stop = torch.zeros(width, dtype=torch.bool)
     stop[list(proc.eos_token_id)] = True
     for t in generated:
-        if t in proc.eos_token_id or t in proc.vocab.eos_ids or not c.allows(state, t):
+        if t in proc.eos_token_id or t in proc.vocab.eos_ids or t >= proc.vocab.size or not c.allows(state, t):
             return stop
         state = c.advance(state, t)
     allowed = torch.zeros(width, dtype=torch.bool)
@@ -227,7 +227,8 @@ def test_random_beam_like_walk_matches_a_from_scratch_reference(smol_tokenizer, 
                 if any(t in proc.eos_token_id for t in row[prompt_len:]):
                     t = pad  # generate feeds finished rows padding
                 elif rng.random() < 0.02:
-                    t = rng.randrange(proc.vocab.size)  # a rejected id, as beam search keeps -inf beams
+                    # a rejected id, as beam search keeps -inf beams: in the vocabulary or a padded column
+                    t = rng.randrange(proc.vocab.size) if rng.random() < 0.5 else rng.randrange(proc.vocab.size, width)
                 else:
                     t = rng.choice(allowed)
                 children.append(row + [t])

@@ -185,6 +185,8 @@ class LogitsProcessor(transformers.LogitsProcessor):
             return parent
         if token in self._eos:
             return _ENDED if self.constraint.is_accepting(parent) else _DEAD
+        if not 0 <= token < self.vocab.size:  # a -inf beam on a padded logit column
+            return _DEAD
         try:
             return self.constraint.advance(parent, token)
         except TokenRejected:
