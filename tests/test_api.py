@@ -23,7 +23,7 @@ EXPECTED_EXPORTS = {
                 "SMC", "AWRS", "Generation", "Status", "TetherError", "SpecError", "Location", "InvalidPattern",
                 "UnsupportedPattern", "EmptyLanguage", "GrammarError", "InvalidSchema", "UnsupportedSchema", "SQLSchemaError", "ConstraintTooLarge", "TokenRejected", "InvalidState",
                 "VocabularyError", "VocabularyMismatch", "ContextLengthExceeded", "GenerationFailed"},
-    "functions": {"regex", "lark", "gbnf", "json_schema", "sql", "structured", "generate", "agenerate", "stream", "allocate_bitmask", "apply_bitmask"},
+    "functions": {"regex", "lark", "gbnf", "json_schema", "sql", "structured", "infill", "generate", "agenerate", "stream", "allocate_bitmask", "apply_bitmask"},
     "modules": {"models", "samplers"},
 }
 
