@@ -162,5 +162,5 @@ def test_transition_rows_agree_with_one_token_steps_on_a_real_vocabulary():
 def test_context_free_constraints_are_refused_with_the_alternative_named():
     vocab = real_vocab("gpt-2")
     c = tether.lark('start: "(" start ")" | "x"').compile(vocab)
-    with pytest.raises(TypeError, match="CFG-constrained diffusion"):
+    with pytest.raises(TypeError, match="GrammarDiffusion"):
         best_assignment(c, c.initial(), [Slot.masked()])

@@ -80,15 +80,30 @@ def generate(model: CausalLM, prompt: Union[Prompt, Sequence[Prompt]], constrain
     vocabulary; `ContextLengthExceeded` when a prompt plus `max_tokens` does not fit
     the model's context (nothing is clamped).
     """
-    check_model(model)
+    sampler = _sampler_for(model, sampler)
     prompts, single = _prompts(prompt)
     compiled = bind(constraint, model)
     copies = 1 if n is None else n
     ids = [model.prompt_ids(p) for p in prompts]
-    generations = (sampler or Greedy()).run(model, ids, compiled, max_tokens, n=copies)
+    generations = sampler.run(model, ids, compiled, max_tokens, n=copies)
     if single and n is None:
         return generations[0]
     return generations
+
+
+def _sampler_for(model: Any, sampler: Sampler | None) -> Sampler:
+    """The sampler to run (Greedy by default), after checking it fits the kind of model."""
+    if getattr(model, "mask_id", None) is not None and hasattr(model, "logprobs"):  # a masked diffusion LM
+        if sampler is None or not getattr(sampler, "diffusion", False):
+            raise TypeError(f"{type(model).__name__} is a masked diffusion LM: pass a diffusion sampler, "
+                            f"sampler=tether.samplers.DINGO() (regular constraints), GrammarDiffusion() "
+                            f"(context-free ones) or Diffusion() (unconstrained)")
+        return sampler
+    check_model(model)
+    if getattr(sampler, "diffusion", False):
+        raise TypeError(f"{type(sampler).__name__} decodes masked diffusion LMs; {type(model).__name__} is "
+                        f"autoregressive: use Greedy, Sample, BeamSearch or SMC")
+    return sampler or Greedy()
 
 
 def _prompts(prompt: Any) -> tuple[list, bool]:
@@ -159,12 +174,11 @@ def stream(model: CausalLM, prompt: Prompt, constraint: Any, *, sampler: Sampler
     piece with the generation. The model runs in a worker thread; leaving the loop early
     stops it at the next token.
     """
-    check_model(model)
+    sampler = _sampler_for(model, sampler)
     prompts, single = _prompts(prompt)
     if not single:
         raise TypeError("tether.stream takes one prompt (text or chat messages); use tether.generate for a batch")
     compiled = bind(constraint, model)
-    sampler = sampler or Greedy()
     ids = model.prompt_ids(prompts[0])
     vocab = compiled.vocab
     events: queue.Queue = queue.Queue()

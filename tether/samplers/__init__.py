@@ -5,10 +5,12 @@
 n per prompt, grouped by prompt: see `Sampler`). Each checks first that the
 constraint was compiled for ``model.vocab`` and that the prompts fit the model's context.
 `AWRS` is the per-step proposal inside `SMC`; ``SMC(n_particles=1)`` is AWRS decoding.
+`Diffusion`, `DINGO` and `GrammarDiffusion` decode masked diffusion LMs (`tether.samplers.diffusion`).
 """
 
 from .awrs import AWRS, AWRSStats, awrs_step
 from .base import Generation, Sampler, SamplerStats, Status
+from .diffusion import DINGO, Diffusion, GrammarDiffusion
 from .lcd import BeamSearch, Greedy, Sample
 from .smc import SMC, Particle, SMCResult, SMCStats
 
@@ -27,4 +29,7 @@ __all__ = [
     "SMCResult",
     "SMCStats",
     "Particle",
+    "Diffusion",
+    "DINGO",
+    "GrammarDiffusion",
 ]

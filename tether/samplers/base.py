@@ -34,6 +34,7 @@ class Status(str, Enum):
     COMPLETE = "complete"  # the constraint accepted and the sequence ended (EOS, or nothing else allowed)
     INCOMPLETE = "incomplete"  # max_tokens was reached before the constraint accepted an end
     DEAD = "dead"  # no token was allowed (a weight-zero particle)
+    INVALID = "invalid"  # a sampler that enforces nothing (unconstrained diffusion) ended outside the language
 
 
 @dataclass

@@ -71,7 +71,7 @@ class Transitions:
         if not hasattr(constraint, "transitions"):
             raise TypeError(f"DINGO needs a regular constraint (a regex, or a JSON Schema / grammar without "
                             f"recursion, whose engine is 'dfa'); {type(constraint).__name__} has no transitions "
-                            f"row: use the CFG-constrained diffusion sampler for context-free constraints")
+                            f"row: use sampler=tether.samplers.GrammarDiffusion() for context-free constraints")
         self.constraint = constraint
         self.eos = np.array(sorted(constraint.vocab.eos_ids), dtype=np.int64)
         self._succ: dict[Any, np.ndarray] = {}
