@@ -2,7 +2,7 @@
 hypothesis strategies of `tether.integrations.strategies`.
 
     >>> sample(tether.regex(r"[0-9]{3}-[a-z]+"), 3, seed=0)
-    ['500-c', '811-rbbh', '079-fda']
+    ['660-izysmxpgzblb', '948-wcm', '157-r']
 
 A walk compiles the spec for the byte vocabulary (256 one-byte tokens and an EOS id) and goes
 byte by byte. At each state it lists its options, simplest first: stop (when the state
@@ -35,10 +35,11 @@ allowed tokens.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import random
-from typing import Any, Hashable, Protocol, Sequence
+from typing import Any, Callable, Hashable, Protocol, Sequence
 
 import numpy as np
 
@@ -56,11 +57,18 @@ DEFAULT_MAX_STATES = 20_000
 # per level (see Walker._distance).
 _EXACT_STATES = 2_000
 _BEAM = 16
+# The share of `Limits.automaton_bytes` a context-free automaton may hold before a walker starts
+# the next walk on a fresh one (its states only grow, with every text walked).
+_AUTOMATON_SHARE = 1 / 8
 # Memo entries (groups, distances, depths) a walker keeps before starting afresh.
 _MEMO_LIMIT = 200_000
 
 State = Hashable
 _REFUSED = object()  # a masked-in token that `advance` refused
+_FINISH = object()  # the choice to follow the shortest completion
+# Index slots per unit of an option's weight (see _pick): the one early-finish slot is then
+# a small share of any choice.
+_REPLICATE = 4
 
 
 class Chooser(Protocol):
@@ -171,7 +179,8 @@ class NestingDepth:
     a configuration's, the deepest of its (parser node, lexer state) pairs, so a lexeme that has
     just opened a rule counts at once.
 
-        >>> d = NestingDepth.of(c); d.depth(after("[[1")) - d.depth(after("[1"))
+        >>> d = NestingDepth.of(tether.lark(nested_lists).compile(byte_vocabulary()))
+        >>> d.depth(after("[[1")) - d.depth(after("[1"))   # one more list: `value` and `list` open
         2
 
     Reads the Earley automaton's node tables (`CFGAutomaton._scans`, `_waiting`: the open items
@@ -253,7 +262,7 @@ def _weights(sizes: Sequence[int]) -> list[int]:
 
 
 def _finish_slots(length: int, max_size: int, total: int) -> int:
-    """Index slots that mean "finish now": a share (length / max_size)**2 / 2 of the draws, so a
+    """Index slots (after the options) that mean "finish now": a share (length / max_size)**2 / 2 of the draws, so a
     walk that the language never stops on its own still ends at spread-out lengths."""
     if max_size <= 0 or length <= 0:
         return 0
@@ -266,17 +275,19 @@ class Walker:
 
         >>> w = Walker(tether.regex(r"(ab|c)+").compile(byte_vocabulary()), max_size=8)
         >>> w.walk(RandomChooser(1)), w.shortest()
-        ('cabab', 'c')
+        ('abc', 'c')
 
     max_size: the most bytes a walk writes (see the module docstring for the one exception).
     max_depth: open rule invocations past which a walk opens no more (context-free only).
     max_states: the states one shortest-completion search may visit; past it a walk that
     needs one raises `ConstraintTooLarge`.
+    rebuild: makes a fresh twin of the constraint; a context-free automaton keeps every state it
+    builds, so past an eighth of `Limits.automaton_bytes` the next walk starts on a twin.
     Raises `EmptyLanguage` when the vocabulary can spell no member.
     """
 
     def __init__(self, constraint: Constraint, *, max_size: int = DEFAULT_MAX_SIZE, max_depth: int | None = None,
-                 max_states: int = DEFAULT_MAX_STATES):
+                 max_states: int = DEFAULT_MAX_STATES, rebuild: Callable[[], Constraint] | None = None):
         if not isinstance(constraint, Constraint):
             raise TypeError(f"Walker needs a compiled tether Constraint, got {type(constraint).__name__}")
         for name, value in (("max_size", max_size), ("max_states", max_states)):
@@ -284,16 +295,21 @@ class Walker:
                 raise ValueError(f"{name} must be an integer >= {0 if name == 'max_size' else 1}, got {value!r}")
         if max_depth is not None and (isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 0):
             raise ValueError(f"max_depth must be None or an integer >= 0, got {max_depth!r}")
-        self.constraint = constraint
+        self.rebuild = rebuild
         self.max_size = max_size
         self.max_depth = max_depth
         self.max_states = max_states
+        self._bind(constraint)
+
+    def _bind(self, constraint: Constraint) -> None:
+        """Walk `constraint` from now on, with empty memo tables."""
+        self.constraint = constraint
         vocab = constraint.vocab
         self._byte_ids, self._bytewise, self._token_order, self._spelled, self._longest = _vocab_tables(vocab)
         self._tokens = list(vocab)
         self._classes = _byte_classes(constraint)
         self._wrapped = _wrapped(constraint)
-        self._depth = NestingDepth.of(constraint) if max_depth is not None else None
+        self._depth = NestingDepth.of(constraint) if self.max_depth is not None else None
         self._groups: dict[State, tuple[bool, tuple[_Group, ...]]] = {}
         self._dist: dict[State, tuple[int, int, State]] = {}  # state -> (distance, byte, next state)
         self._depths: dict[State, int] = {}
@@ -308,7 +324,9 @@ class Walker:
 
     def walk(self, chooser: Chooser) -> str:
         """One member of the language, its choices made by `chooser`."""
-        if len(self._dist) + len(self._groups) > _MEMO_LIMIT:
+        if self.rebuild is not None and _automaton_bytes(self.constraint) > _AUTOMATON_SHARE * self.constraint.limits.automaton_bytes:
+            self._bind(self.rebuild())  # a context-free automaton keeps every state it built: start a fresh one
+        elif len(self._dist) + len(self._groups) > _MEMO_LIMIT:
             self._reset()
         data = self._walk_bytes(chooser) if self._bytewise else self._walk_tokens(chooser)
         return self._decode(data)
@@ -493,16 +511,14 @@ class Walker:
             if self._depth is not None:
                 groups = self._shallow(groups)
             weights = _weights(([1] if accepting else []) + [len(g.members) for g in groups])
-            finish = _finish_slots(len(out), self.max_size, sum(weights))
-            i = _draw(chooser, sum(weights) + finish)
+            i = _pick(chooser, len(out), self.max_size, weights, accepting)
+            if i is _FINISH:
+                return bytes(out) + self._completion(s)[0]
             if accepting:
                 if i < weights[0]:
                     return bytes(out)
                 i -= weights[0]
                 weights = weights[1:]
-            if i < finish:
-                return bytes(out) + self._completion(s)[0]
-            i -= finish
             for g, w in zip(groups, weights):
                 if i < w:
                     break
@@ -528,16 +544,14 @@ class Walker:
                 raise EmptyLanguage("a walk reached a state that allows nothing (a dead end in the constraint)")
             if not self._fits(len(out), s):
                 return bytes(out) + self._spell(s)
-            n = int(ids.shape[0]) + accepting
-            finish = _finish_slots(len(out), self.max_size, n)
-            i = _draw(chooser, n + finish)
+            i = _pick(chooser, len(out), self.max_size, [1] * (int(ids.shape[0]) + accepting), accepting)
+            if i is _FINISH:
+                return bytes(out) + self._spell(s)
             if accepting:
                 if i == 0:
                     return bytes(out)
                 i -= 1
-            if i < finish:
-                return bytes(out) + self._spell(s)
-            t = int(ids[i - finish])
+            t = int(ids[i])
             nxt = c.advance(s, t)
             data = self._tokens[t]
             if not self._fits(len(out) + len(data), nxt) or (self._depth is not None and self._too_deep(nxt)):
@@ -569,11 +583,58 @@ class Walker:
             raise TetherError(f"a walk wrote bytes that are not UTF-8 ({e.reason}): {data[:80]!r}") from None
 
 
+def _pick(chooser: Chooser, length: int, max_size: int, weights: list[int], accepting: bool) -> Any:
+    """An index into the options' slots (option k has weights[k] of them, stop first when
+    accepting), or _FINISH: follow the shortest completion now.
+
+    The index space is [stop][finish][options x _REPLICATE][finish x rising share]: one finish
+    slot sits next to stop, so that lowering any choice can end a walk early (what shrinks an
+    example to its shortest completion), and it is one slot among many, so that random draws
+    rarely take it; the slots that make sizes spread come last, so that an index means the same
+    option whatever the length (the shrinker can delete choices without shifting the meaning
+    of those after them). A single option is taken without a draw (fewer choices make shorter
+    hypothesis examples)."""
+    total = sum(weights)
+    if len(weights) == 1:
+        return 0
+    head = _REPLICATE * weights[0] if accepting else 0
+    body = _REPLICATE * total
+    i = _draw(chooser, body + 1 + _finish_slots(length, max_size, body))
+    if i == head or i > body:
+        return _FINISH
+    if i > head:
+        i -= 1
+    return i // _REPLICATE
+
+
 def _inner(state: State) -> State:
     """The innermost constraint's state: wrappers keep it first in a tuple."""
     while type(state) is tuple:
         state = state[0]
     return state
+
+
+def _automaton_bytes(constraint: Constraint) -> int:
+    """Memory held by the context-free automaton under `constraint` (0 for a regular one)."""
+    depth = NestingDepth.of(constraint)
+    return 0 if depth is None else depth.automaton.nbytes()
+
+
+def _fresh(spec: Any, vocab: Vocabulary) -> Callable[[], Constraint] | None:
+    """A maker of fresh constraints for a context-free `Grammar` spec (its automaton rebuilt from
+    the same tables, as `Grammar.matches` does for its own), or None for any other spec."""
+    from .earley import CFGAutomaton
+    from .grammar import Grammar
+
+    if not isinstance(spec, Grammar) or getattr(spec, "_automaton", None) is None:
+        return None
+
+    def make() -> Constraint:
+        twin = copy.copy(spec)
+        twin._automaton = CFGAutomaton(spec._automaton.tables, spec.limits)
+        return twin._bind(vocab)
+
+    return make
 
 
 def _draw(chooser: Chooser, n: int) -> int:
@@ -600,6 +661,7 @@ def walker(spec: Any, *, vocab: Vocabulary | None = None, max_size: int = DEFAUL
 
     vocab: walk token by token over this vocabulary instead of byte by byte.
     """
+    rebuild = None
     if isinstance(spec, Constraint):
         if vocab is not None and spec.vocab.fingerprint != vocab.fingerprint:
             from ..errors import VocabularyMismatch
@@ -607,13 +669,15 @@ def walker(spec: Any, *, vocab: Vocabulary | None = None, max_size: int = DEFAUL
             raise VocabularyMismatch("the constraint was compiled for another vocabulary than vocab=")
         constraint = spec
     elif callable(getattr(spec, "compile", None)):
-        constraint = spec.compile(vocab if vocab is not None else byte_vocabulary())
+        vocab = vocab if vocab is not None else byte_vocabulary()
+        constraint = spec.compile(vocab)
+        rebuild = _fresh(spec, vocab)
     elif isinstance(spec, str):
         raise TypeError("a walk needs a spec, not a string: pass tether.regex(text), tether.lark(text), "
                         "tether.gbnf(text) or tether.json_schema(text)")
     else:
         raise TypeError(f"expected a tether spec (e.g. tether.regex(...)) or Constraint, got {type(spec).__name__}")
-    return Walker(constraint, max_size=max_size, max_depth=max_depth, max_states=max_states)
+    return Walker(constraint, max_size=max_size, max_depth=max_depth, max_states=max_states, rebuild=rebuild)
 
 
 def sample(spec: Any, n: int, *, seed: int | None = None, max_size: int = DEFAULT_MAX_SIZE,
@@ -621,7 +685,7 @@ def sample(spec: Any, n: int, *, seed: int | None = None, max_size: int = DEFAUL
     """n random members of a spec's language (walks, so repeats are possible).
 
         >>> sample(tether.json_schema({"type": "array", "items": {"type": "integer"}}), 2, seed=3)
-        ['[]', '[-7,40]']
+        ['[2982597,8190]', '[64833,68]']
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be an integer >= 0, got {n!r}")

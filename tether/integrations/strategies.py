@@ -47,8 +47,8 @@ class _DrawChooser:
 def walks(w: Walker) -> Any:
     """A strategy of walks (texts) over a prepared `Walker`.
 
-        >>> walks(walker(tether.regex(r"[a-z]+"), max_size=10)).example()
-        'qe'
+        >>> w = walker(tether.regex(r"[a-z]+"), max_size=10)
+        >>> @given(walks(w)) ... def test_word(s): assert s.isalpha()
     """
 
     @st.composite
@@ -62,8 +62,8 @@ def from_regex(pattern: str, *, max_size: int = DEFAULT_MAX_SIZE, flags: int = 0
     """Strings that `re.fullmatch(pattern, s, flags)` accepts, of at most `max_size` UTF-8 bytes
     (unless the pattern has no member that short: then a shortest one).
 
-        >>> from_regex(r"-?(0|[1-9][0-9]*)").example()
-        '-40'
+        >>> find(from_regex(r"[a-z]+"), lambda s: len(s) > 5)
+        'aaaaaa'
 
     Raises `InvalidPattern`, `UnsupportedPattern` (backreferences, lookarounds) or
     `EmptyLanguage` at once, not at the first draw.
@@ -79,8 +79,8 @@ def from_schema(schema: Any, *, max_size: int = DEFAULT_MAX_SIZE, max_depth: int
     Python type (a dataclass, TypedDict, msgspec Struct, pydantic model: what
     `tether.json_schema` decodes it into), whose JSON text has at most `max_size` bytes.
 
-        >>> from_schema({"type": "array", "items": {"type": "integer"}}).example()
-        [0, -71]
+        >>> find(from_schema({"type": "array", "items": {"type": "integer"}}), lambda xs: sum(xs) > 5)
+        [10]
 
     options: those of `tether.json_schema` (whitespace, property_order, additional_properties,
     lenient, resources, limits). max_depth: see `from_grammar` (recursive schemas only).
@@ -96,7 +96,7 @@ def from_grammar(spec: Any, *, max_size: int = DEFAULT_MAX_SIZE, max_depth: int 
     """Texts of any tether spec (`tether.lark`, `gbnf`, `sql`, `regex`, `json_schema`) or
     compiled `Constraint`, of at most `max_size` bytes.
 
-        >>> from_grammar(tether.lark('start: "(" start ")" | "x"'), max_depth=3).example()
+        >>> find(from_grammar(tether.lark('start: "(" start ")" | "x"')), lambda s: len(s) > 4)
         '((x))'
 
     max_depth: open rule invocations of a context-free grammar past which a draw opens no more
