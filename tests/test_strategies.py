@@ -77,7 +77,8 @@ def test_regex_draws_fullmatch(pattern):
         assert compiled.fullmatch(s), s
         assert len(s.encode()) <= 40, s
 
-    run(from_regex(pattern, max_size=40), check)
+    drawn = run(from_regex(pattern, max_size=40), check)
+    assert len(set(drawn)) >= 4  # every pattern here has more members than that: draws must differ
 
 
 def assert_(ok, what):

@@ -2,7 +2,7 @@
 hypothesis strategies of `tether.integrations.strategies`.
 
     >>> sample(tether.regex(r"[0-9]{3}-[a-z]+"), 3, seed=0)
-    ['660-izysmxpgzblb', '948-wcm', '157-r']
+    ['560-izxsmxpgzbkb', '938-wcm', '057-r']
 
 A walk compiles the spec for the byte vocabulary (256 one-byte tokens and an EOS id) and goes
 byte by byte. At each state it lists its options, simplest first: stop (when the state
@@ -510,8 +510,8 @@ class Walker:
                 return bytes(out) + self._completion(s)[0]
             if self._depth is not None:
                 groups = self._shallow(groups)
-            weights = _weights(([1] if accepting else []) + [len(g.members) for g in groups])
-            i = _pick(chooser, len(out), self.max_size, weights, accepting)
+            sizes = ([1] if accepting else []) + [len(g.members) for g in groups]
+            i = _pick(chooser, len(out), self.max_size, weights := _weights(sizes), accepting, sum(sizes))
             if i is _FINISH:
                 return bytes(out) + self._completion(s)[0]
             if accepting:
@@ -544,7 +544,8 @@ class Walker:
                 raise EmptyLanguage("a walk reached a state that allows nothing (a dead end in the constraint)")
             if not self._fits(len(out), s):
                 return bytes(out) + self._spell(s)
-            i = _pick(chooser, len(out), self.max_size, [1] * (int(ids.shape[0]) + accepting), accepting)
+            n = int(ids.shape[0]) + accepting
+            i = _pick(chooser, len(out), self.max_size, [1] * n, accepting, n)
             if i is _FINISH:
                 return bytes(out) + self._spell(s)
             if accepting:
@@ -583,7 +584,7 @@ class Walker:
             raise TetherError(f"a walk wrote bytes that are not UTF-8 ({e.reason}): {data[:80]!r}") from None
 
 
-def _pick(chooser: Chooser, length: int, max_size: int, weights: list[int], accepting: bool) -> Any:
+def _pick(chooser: Chooser, length: int, max_size: int, weights: list[int], accepting: bool, outcomes: int) -> Any:
     """An index into the options' slots (option k has weights[k] of them, stop first when
     accepting), or _FINISH: follow the shortest completion now.
 
@@ -592,10 +593,10 @@ def _pick(chooser: Chooser, length: int, max_size: int, weights: list[int], acce
     example to its shortest completion), and it is one slot among many, so that random draws
     rarely take it; the slots that make sizes spread come last, so that an index means the same
     option whatever the length (the shrinker can delete choices without shifting the meaning
-    of those after them). A single option is taken without a draw (fewer choices make shorter
-    hypothesis examples)."""
+    of those after them). `outcomes` counts stop and every byte (or token): when it is 1, the
+    only one is taken without a draw (fewer choices make shorter hypothesis examples)."""
     total = sum(weights)
-    if len(weights) == 1:
+    if outcomes == 1:
         return 0
     head = _REPLICATE * weights[0] if accepting else 0
     body = _REPLICATE * total
@@ -685,7 +686,7 @@ def sample(spec: Any, n: int, *, seed: int | None = None, max_size: int = DEFAUL
     """n random members of a spec's language (walks, so repeats are possible).
 
         >>> sample(tether.json_schema({"type": "array", "items": {"type": "integer"}}), 2, seed=3)
-        ['[2982597,8190]', '[64833,68]']
+        ['[29815979909]', '[]']
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be an integer >= 0, got {n!r}")
