@@ -24,8 +24,9 @@ EXPECTED_EXPORTS = {
                 "UnsupportedPattern", "EmptyLanguage", "GrammarError", "InvalidSchema", "UnsupportedSchema", "SQLSchemaError", "ConstraintTooLarge", "TokenRejected", "InvalidState",
                 "VocabularyError", "VocabularyMismatch", "ContextLengthExceeded", "GenerationFailed"},
     "functions": {"regex", "lark", "gbnf", "json_schema", "sql", "structured", "infill", "generate", "agenerate", "stream", "allocate_bitmask", "apply_bitmask"},
-    "modules": {"models", "samplers"},
+    "modules": {"models", "samplers", "strategies"},
 }
+MODULES = {"strategies": "tether.integrations.strategies"}
 
 
 def test_all_is_the_written_down_set_without_duplicates():
@@ -39,7 +40,7 @@ def test_all_is_the_written_down_set_without_duplicates():
 def test_every_export_is_a_tether_object_of_its_kind(name):
     value = getattr(tether, name)
     if name in EXPECTED_EXPORTS["modules"]:
-        assert isinstance(value, types.ModuleType) and value.__name__ == f"tether.{name}"
+        assert isinstance(value, types.ModuleType) and value.__name__ == MODULES.get(name, f"tether.{name}")
         return
     assert value.__module__.startswith("tether."), f"tether.{name} comes from {value.__module__}"
     if name in EXPECTED_EXPORTS["classes"]:

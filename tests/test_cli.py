@@ -171,3 +171,21 @@ def test_generate_n_samples_are_a_json_list(files, capsys):
     records = json.loads(capsys.readouterr().out)
     assert rc == 0 and len(records) == 3
     assert all(re.fullmatch(r"(19|20)[0-9]{2}", r["text"]) and r["status"] == "complete" for r in records)
+
+
+@pytest.mark.parametrize("kind", ["regex", "schema", "lark", "gbnf", "ddl"])
+def test_sample_draws_members_without_a_model(files, kind):
+    import tether
+
+    rc, out, err, torch_loaded = run_cli("sample", *CONSTRAINTS[kind], "-n", "5", "--seed", "1", "--json", cwd=files)
+    assert rc == 0, err
+    texts = json.loads(out)
+    assert len(texts) == 5 and not torch_loaded
+    spec = {"regex": lambda: tether.regex(CONSTRAINTS["regex"][1]),
+            "schema": lambda: tether.json_schema((files / "user.json").read_text()),
+            "lark": lambda: tether.lark((files / "json.lark").read_text()),
+            "gbnf": lambda: tether.gbnf((files / "list.gbnf").read_text()),
+            "ddl": lambda: tether.sql(ddl=(files / "shop.sql").read_text())}[kind]()
+    assert all(spec.matches(t) for t in texts), texts
+    again = run_cli("sample", *CONSTRAINTS[kind], "-n", "5", "--seed", "1", "--json", cwd=files)[1]
+    assert json.loads(again) == texts  # a seed replays

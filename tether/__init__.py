@@ -48,6 +48,7 @@ _LAZY = {
     "stream": ("tether.generation", "stream"),
     "models": ("tether.models", None),
     "samplers": ("tether.samplers", None),
+    "strategies": ("tether.integrations.strategies", None),  # hypothesis loads with it
     "Greedy": ("tether.samplers", "Greedy"),
     "Sample": ("tether.samplers", "Sample"),
     "BeamSearch": ("tether.samplers", "BeamSearch"),
@@ -104,6 +105,7 @@ __all__ = [
     "Status",
     "models",
     "samplers",
+    "strategies",
     # bitmasks
     "allocate_bitmask",
     "apply_bitmask",

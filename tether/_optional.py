@@ -12,7 +12,7 @@ __all__ = ["require", "EXTRAS"]
 
 # Which extra of the `tether` package brings each optional dependency.
 EXTRAS = {"torch": "models", "transformers": "models", "tokenizers": "models", "gguf": "models",
-          "accelerate": "models", "tqdm": "models"}
+          "accelerate": "models", "tqdm": "models", "hypothesis": "test"}
 
 
 def require(module: str, feature: str) -> ModuleType:
