@@ -362,7 +362,10 @@ class CFGConstraint(AutomatonConstraint):
         if len(pairs) == 1 and not pairs[0][2]:
             term, q, _ = pairs[0]
             dfa = self.automaton.lexer_dfas[term]
-            if dfa.is_wide(q):
+            # A lexeme that ends at its first match (a lazy terminal) cannot go on once it accepts,
+            # whatever its regex would read next: the lexer table says so, the slice would not.
+            ended = self.automaton.tables.shortest[term] and dfa.accepting(q)
+            if dfa.is_wide(q) and not ended:
                 for piece in slices(self.vocab):
                     if dfa.covers(q, piece.intervals, piece.max_chars) and not dfa.may_accept_within(q, piece.intervals):
                         words |= piece.words
