@@ -375,3 +375,20 @@ def test_deep_nesting_compiles_and_too_deep_nesting_is_a_typed_error():
     assert tether.json_schema(nested(100)).matches("[" * 100 + "1" + "]" * 100)
     with pytest.raises(tether.ConstraintTooLarge, match="nesting depth"):
         tether.json_schema(nested(3000))
+
+
+def test_float_fields_stay_within_what_the_decoder_reads():
+    """msgspec refuses numbers that overflow a double ("Number out of range"): so does the schema."""
+    import dataclasses
+
+    import msgspec
+
+    @dataclasses.dataclass
+    class Point:
+        x: float
+        y: typing.Annotated[float, msgspec.Meta(ge=0, lt=10)]
+
+    spec = tether.json_schema(Point)
+    assert not spec.matches('{"x":1e400,"y":1}') and not spec.matches('{"x":-2' + "0" * 310 + ',"y":1}')
+    for text in ['{"x":1.5,"y":0}', '{"x":-179' + "0" * 306 + ',"y":9.5}']:
+        assert spec.matches(text) and spec.parse(text) == msgspec.json.decode(text, type=Point)

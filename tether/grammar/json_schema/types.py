@@ -32,6 +32,7 @@ _SECONDS = r"[0-9]{1,6}(\.[0-9]{1,6})?S"
 _CLOCK = rf"T([0-9]{{1,6}}H([0-9]{{1,6}}M)?({_SECONDS})?|[0-9]{{1,6}}M({_SECONDS})?|{_SECONDS})"
 _DURATION = {"pattern": rf"^P([0-9]{{1,6}}D({_CLOCK})?|{_CLOCK})$"}
 _NAIVE_DATETIME = {"pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?$"}
+_DOUBLE_MAX = sys.float_info.max
 _NAIVE_TIME = {"pattern": r"^[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?$"}
 
 
@@ -64,7 +65,8 @@ def schema_of_type(tp: Any) -> tuple[dict, Callable[[str], Any]]:
 
 def refine(node: Any, info: Any, defs: dict, seen: set | None = None) -> None:
     """Add to `node` (msgspec's schema of the type `info` describes) what msgspec's decoder checks
-    beyond it: date-time and time formats, decimal and base64 syntax, the duration units."""
+    beyond it: date-time and time formats, decimal and base64 syntax, the duration units, floats
+    within a double's range."""
     from msgspec import inspect as mi
 
     seen = set() if seen is None else seen
@@ -85,6 +87,9 @@ def refine(node: Any, info: Any, defs: dict, seen: set | None = None) -> None:
     elif kind is mi.DecimalType:
         node.pop("format", None)
         node.update(_DECIMAL)
+    elif kind is mi.FloatType:  # the decoder refuses what overflows a double (1e400)
+        node["maximum"] = min(node.get("maximum", _DOUBLE_MAX), _DOUBLE_MAX)
+        node["minimum"] = max(node.get("minimum", -_DOUBLE_MAX), -_DOUBLE_MAX)
     elif kind in (mi.BytesType, mi.ByteArrayType, mi.MemoryViewType):
         node.update(_BASE64)
     elif kind is mi.TimeDeltaType:
