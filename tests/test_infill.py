@@ -131,3 +131,57 @@ def test_a_search_past_its_bound_is_a_typed_error():
         infill(["(", None, "q"], nested, max_states=200)
     with pytest.raises(TypeError, match="expected a constraint"):
         infill(["a", None], "a|b")
+
+
+# ---------------------------------------------------------------- with a model
+
+
+class PreferLM:
+    """A causal LM that puts its mass on the bytes of `favourite`, in order, then on EOS."""
+
+    def __init__(self, favourite: bytes):
+        import torch
+
+        from tether.models import ModelStats
+
+        self.torch = torch
+        self.vocab = tether.Vocabulary.from_tokens([bytes([b]) for b in range(256)] + [None], eos_ids=[256])
+        self.favourite, self.stats = favourite, ModelStats()
+
+    def prompt_ids(self, prompt):
+        return []
+
+    def next_logprobs(self, prefixes):
+        rows = []
+        for p in prefixes:
+            text = self.vocab.decode(p)
+            row = self.torch.full((257,), -10.0)
+            nxt = self.favourite[len(text)] if len(text) < len(self.favourite) else None
+            row[256 if nxt is None else nxt] = 0.0
+            rows.append(self.torch.log_softmax(row, dim=-1))
+        return self.torch.stack(rows)
+
+
+def test_a_model_fills_holes_with_its_likeliest_text_that_still_completes():
+    person = tether.json_schema({"type": "object", "properties": {"name": {"type": "string"},
+                                                                  "age": {"type": "integer"}}, "required": ["name", "age"]})
+    parts = ['{"name":"', None, '","age":', None, "}"]
+    lm = PreferLM(b'{"name":"Ada","age":36}')
+    found = tether.infill(parts, person, model=lm)
+    assert found.holes == ("Ada", "36") and found.text == '{"name":"Ada","age":36}'
+    # the model's wish must yield to the language: it wants letters where digits must go
+    found = tether.infill(parts, person, model=PreferLM(b'{"name":"Ada","age":"x"}'))
+    assert found is not None and person.matches(found.text) and found.holes[0] == "Ada"
+    assert tether.infill(['{"age":', None, "}"], person, model=lm) is None
+
+
+@pytest.mark.model
+def test_smollm2_fills_a_json_template():
+    lm = tether.models.default(progress=False)
+    person = tether.json_schema({"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 20}, "age": {"type": "integer", "minimum": 0, "maximum": 120}},
+        "required": ["name", "age"]})
+    found = tether.infill(['{"name":"', None, '","age":', None, "}"], person, model=lm,
+                          prompt="Describe Ada Lovelace, who died at 36, as JSON.")
+    assert found is not None and person.matches(found.text), found
+    assert found.holes[0] and found.holes[1].isdigit()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .automata.bitmask import allocate_bitmask, apply_bitmask
 from .automata.constraint import Constraint, Matcher
 from .automata.grammar import Grammar, JSONSchema, gbnf, json_schema, lark
-from .automata.infill import infill
+from .infilling import infill
 from .automata.regular import Regex, regex
 from .automata.sql import SQL, sql
 from .integrations.structured import structured
