@@ -98,7 +98,8 @@ def fork_batches(rng: random.Random, start: list[list[int]], vocab: int, rounds:
 
 
 def test_exports_and_lazy_import():
-    assert set(tm.__all__) == {"CausalLM", "MaskedDiffusionLM", "ModelStats", "TransformersLM", "default"}
+    assert set(tm.__all__) == {"CausalLM", "MaskedDiffusionLM", "ModelStats", "TransformersLM", "TransformersMaskedLM",
+                               "default", "load", "mdlm"}
     assert tm.TransformersLM is TransformersLM and callable(tm.default)
     code = (
         "import sys, tether.models as m; "

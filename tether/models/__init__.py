@@ -14,7 +14,7 @@ from .default import default, load  # light: import transformers only when calle
 if TYPE_CHECKING:
     from .transformers import TransformersLM
 
-__all__ = ["CausalLM", "MaskedDiffusionLM", "ModelStats", "TransformersLM", "default", "load"]
+__all__ = ["CausalLM", "MaskedDiffusionLM", "ModelStats", "TransformersLM", "TransformersMaskedLM", "default", "load", "mdlm"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +22,14 @@ def __getattr__(name: str) -> Any:
         from .transformers import TransformersLM
 
         return TransformersLM
+    if name == "TransformersMaskedLM":
+        from .masked import TransformersMaskedLM
+
+        return TransformersMaskedLM
+    if name == "mdlm":
+        import importlib
+
+        return importlib.import_module(".mdlm", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
