@@ -281,17 +281,7 @@ def test_text_may_end_where_nothing_can_follow():
     assert c.is_accepting(s) and c.is_finished(s) and not c.mask(s)[:-1].any()
 
 
-LAZY_JSON = r"""
-?start: value
-?value: object | array | ESCAPED_STRING | SIGNED_NUMBER | "true" | "false" | "null"
-array: "[" [value ("," value)*] "]"
-object: "{" [pair ("," pair)*] "}"
-pair: ESCAPED_STRING ":" value
-%import common.ESCAPED_STRING
-%import common.SIGNED_NUMBER
-%import common.WS
-%ignore WS
-"""
+from test_strategies import JSON_LARK as LAZY_JSON  # ESCAPED_STRING: a lazy terminal
 
 
 @pytest.mark.parametrize("vocab_name", ["gpt-2", "llama-bpe"])
