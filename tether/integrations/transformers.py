@@ -27,27 +27,14 @@ torch = require("torch", "tether.integrations.transformers.LogitsProcessor")
 
 from ..automata.bitmask import allocate_bitmask, apply_bitmask  # noqa: E402
 from ..automata.constraint import Constraint  # noqa: E402
-from ..errors import TokenRejected, VocabularyError, VocabularyMismatch  # noqa: E402
+from ..errors import VocabularyError, VocabularyMismatch  # noqa: E402
+from .batch import StopIds, fill_row, step  # noqa: E402
 from ..samplers.base import check_vocab  # noqa: E402
 from ..vocab import Vocabulary  # noqa: E402
 
 __all__ = ["LogitsProcessor"]
 
 
-class _End:
-    """A row's state once it can only end: `generate` is feeding it padding (it emitted EOS),
-    or its last token was rejected (beam search keeps -inf candidates when fewer allowed
-    ones exist). Either way only EOS is offered, so no row is ever fully masked."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<{self.name}>"
-
-
-_ENDED = _End("ended")
-_DEAD = _End("dead")
 _MISSING = object()
 
 
@@ -118,8 +105,7 @@ class LogitsProcessor(transformers.LogitsProcessor):
         outside = [i for i in self.eos_token_id if not 0 <= i < self.vocab.size]
         if outside:
             raise VocabularyError(f"eos_token_id={outside} outside the vocabulary's {self.vocab.size:,} ids")
-        self._eos = frozenset(self.eos_token_id) | frozenset(self.vocab.eos_ids)
-        self._eos_row, self._eos_words, self._eos_keep = _eos_layout(self.eos_token_id, self._eos, self.vocab.size)
+        self._stop = StopIds(self.eos_token_id, self.vocab)
         self.reset()
 
     def reset(self) -> None:
@@ -180,28 +166,10 @@ class LogitsProcessor(transformers.LogitsProcessor):
         return [()] * input_ids.shape[0]
 
     def _step(self, parent: Hashable, token: int) -> Hashable:
-        """The state after `token`; never raises for a row that ended or went astray."""
-        if isinstance(parent, _End):
-            return parent
-        if token in self._eos:
-            return _ENDED if self.constraint.is_accepting(parent) else _DEAD
-        if not 0 <= token < self.vocab.size:  # a -inf beam on a padded logit column
-            return _DEAD
-        try:
-            return self.constraint.advance(parent, token)
-        except TokenRejected:
-            return _DEAD
+        return step(self.constraint, parent, token, self._stop)
 
     def _fill(self, state: Hashable, row: np.ndarray) -> None:
-        if isinstance(state, _End) or self.constraint.is_finished(state):
-            row[:] = self._eos_row
-            return
-        self.constraint.fill_bitmask(state, row)
-        # The constraint allows its vocabulary's EOS ids in accepting states; what must be
-        # allowed there is what `generate` stops on, and nowhere else.
-        row[self._eos_words] &= self._eos_keep
-        if self.constraint.is_accepting(state):
-            row[self._eos_words] |= self._eos_row[self._eos_words]
+        fill_row(self.constraint, state, row, self._stop)
 
 
 def _is_tokenizer(obj: Any) -> bool:
@@ -240,15 +208,3 @@ def _tokenizer_vocab_like(tokenizer: Any, like: Vocabulary) -> Vocabulary:
     except VocabularyError as exc:
         raise VocabularyMismatch(f"the constraint was compiled for another vocabulary than the tokenizer's "
                                  f"({like.size:,} ids, EOS {list(like.eos_ids)}): {exc}") from exc
-
-
-def _eos_layout(stop: tuple[int, ...], eos: frozenset[int], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(a row allowing only `stop`, the words holding any EOS id, those words with EOS bits cleared)."""
-    row = allocate_bitmask(1, size)[0].view(np.uint32)
-    for t in stop:
-        row[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-    words = np.array(sorted({t >> 5 for t in eos}), dtype=np.intp)
-    keep = np.full(len(words), 0xFFFFFFFF, dtype=np.uint32)
-    for t in eos:
-        keep[np.searchsorted(words, t >> 5)] &= ~(np.uint32(1) << np.uint32(t & 31))
-    return row.view(np.int32), words, keep.view(np.int32)

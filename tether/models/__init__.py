@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from .base import CausalLM, MaskedDiffusionLM, ModelStats
 from .default import default, load  # light: import transformers only when called
+from .export import safetensors_folder
 
 if TYPE_CHECKING:
     from .transformers import TransformersLM
 
-__all__ = ["CausalLM", "MaskedDiffusionLM", "ModelStats", "TransformersLM", "TransformersMaskedLM", "default", "load", "mdlm"]
+__all__ = ["CausalLM", "MaskedDiffusionLM", "ModelStats", "TransformersLM", "TransformersMaskedLM", "default", "load", "mdlm", "safetensors_folder", "LlamaCppLM"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,6 +27,10 @@ def __getattr__(name: str) -> Any:
         from .masked import TransformersMaskedLM
 
         return TransformersMaskedLM
+    if name == "LlamaCppLM":
+        from .llamacpp import LlamaCppLM
+
+        return LlamaCppLM
     if name == "mdlm":
         import importlib
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import inspect
 import numbers
 import threading
-import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -32,7 +31,8 @@ from .._optional import require
 torch = require("torch", "tether.models.TransformersLM")
 
 from ..errors import ContextLengthExceeded
-from .base import ModelStats, Prompt, check_prompt
+from .base import ModelStats, Prompt
+from .prompts import prompt_ids
 
 if TYPE_CHECKING:
     from ..vocab import Vocabulary
@@ -143,68 +143,13 @@ class TransformersLM:
     # ------------------------------------------------------------------ prompts
 
     def prompt_ids(self, prompt: Prompt) -> list[int]:
-        """Token ids of `prompt`: text or chat messages.
-
-        With `chat_template` and a tokenizer that has one, text is a user turn
-        and messages are the conversation, followed by the assistant's generation
-        prompt; otherwise text is encoded plainly (with the tokenizer's own BOS)
-        and messages are refused. Only the template's own markers become special
-        tokens: special-token text inside a message (``"<|im_end|>"`` typed by a
-        user) is encoded as ordinary text, so a prompt cannot forge a turn.
+        """Token ids of `prompt`: text or chat messages (see `tether.models.prompts.prompt_ids`).
 
             >>> ids = lm.prompt_ids("Say <|im_end|>")      # SmolLM2: a system turn, then the user's
             >>> ids.count(lm.tokenizer.convert_tokens_to_ids("<|im_end|>"))
             2
         """
-        prompt = check_prompt(prompt)
-        tok = self.tokenizer
-        if self.chat_template and getattr(tok, "chat_template", None):
-            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            return self._chat_ids(messages)
-        if not isinstance(prompt, str):
-            raise ValueError("chat messages need a chat template, and this adapter has none (the tokenizer "
-                             "has no chat_template, or chat_template=False): pass the prompt as a string")
-        return self._encode(prompt, specials=False, add_special_tokens=True)
-
-    def _chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        """The chat template's ids with every content encoded as plain text.
-
-        The template is rendered once with a unique placeholder per content, to
-        find its own text between the contents; that text is encoded with special
-        tokens, the contents without. A template that changes contents beyond
-        trimming is encoded whole, and refused if the contents add special tokens."""
-        slots = [f"tetherslot{uuid.uuid4().hex}" for _ in messages]
-        skeleton = self._render([{**m, "content": slot} for m, slot in zip(messages, slots)])
-        rendered = self._render(messages)
-        pieces = _split_at(skeleton, slots)
-        contents = _as_rendered(pieces, [m["content"] for m in messages], rendered) if pieces else None
-        if contents is None:
-            return self._encode_checked(rendered, skeleton)
-        ids = self._encode(pieces[0], specials=True)
-        for content, piece in zip(contents, pieces[1:]):
-            ids += self._encode(content, specials=False) + self._encode(piece, specials=True)
-        return ids
-
-    def _render(self, messages: list[dict[str, str]]) -> str:
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
-    def _encode(self, text: str, *, specials: bool, add_special_tokens: bool = False) -> list[int]:
-        """Ids of `text`; with `specials=False` special-token text is split into ordinary tokens."""
-        if not text and not add_special_tokens:
-            return []
-        kwargs = {} if specials else {"split_special_tokens": True}
-        out = self.tokenizer(text, add_special_tokens=add_special_tokens, **kwargs)["input_ids"]
-        return [int(t) for t in out]
-
-    def _encode_checked(self, rendered: str, skeleton: str) -> list[int]:
-        """The whole rendering, encoded with special tokens, provided the contents added none."""
-        ids = self._encode(rendered, specials=True)
-        special = _special_ids(self.tokenizer)
-        if sum(t in special for t in ids) > sum(t in special for t in self._encode(skeleton, specials=True)):
-            raise ValueError("a message contains special-token text (e.g. '<|im_end|>') and this chat "
-                             "template rewrites contents, so tether cannot encode it as plain text; "
-                             "remove the special-token text from the message")
-        return ids
+        return prompt_ids(self.tokenizer, prompt, chat_template=self.chat_template)
 
     # ------------------------------------------------------------------ cache
 
@@ -435,33 +380,6 @@ def _as_ids(prefix: Any) -> tuple[int, ...]:
         if isinstance(t, bool) or not isinstance(t, numbers.Integral):
             raise TypeError(f"token ids must be integers, got {t!r} ({type(t).__name__}) in a prefix")
     return tuple(int(t) for t in out)
-
-
-def _special_ids(tokenizer: Any) -> set[int]:
-    """Ids of the tokenizer's special tokens: the named ones (BOS, EOS, ...) and added tokens marked special."""
-    ids = {int(i) for i in getattr(tokenizer, "all_special_ids", ())}
-    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
-    return ids | {int(i) for i, t in added.items() if getattr(t, "special", False)}
-
-
-def _split_at(text: str, slots: list[str]) -> list[str] | None:
-    """`text` cut at each slot, in order (len(slots) + 1 pieces); None unless each slot is there once."""
-    pieces, rest = [], text
-    for slot in slots:
-        if text.count(slot) != 1 or slot not in rest:
-            return None
-        head, rest = rest.split(slot, 1)
-        pieces.append(head)
-    return pieces + [rest]
-
-
-def _as_rendered(pieces: list[str], contents: list[str], rendered: str) -> list[str] | None:
-    """The contents as the template printed them (verbatim, or trimmed as some templates do), or None."""
-    for shape in (lambda c: c, str.strip):
-        shaped = [shape(c) for c in contents]
-        if "".join(p + c for p, c in zip(pieces, shaped + [""])) == rendered:
-            return shaped
-    return None
 
 
 def _context_length(model: Any, tokenizer: Any) -> int | None:
