@@ -4,6 +4,8 @@ SmolLM2 as a safetensors folder (vLLM) and its tokenizer."""
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,12 @@ def tokenizer(folder):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(folder))
+
+
+def isolated(command: list[str], ray_temp: str, **kwargs) -> subprocess.CompletedProcess:
+    """`command` in a new network namespace with only loopback up (Ray's core servers listen on
+    every interface; there, every interface is loopback), Ray's files under `ray_temp`."""
+    script = 'ip link set lo up && exec "$@"'
+    env = {**os.environ, "RAY_TMPDIR": ray_temp, "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run(["unshare", "--net", "sh", "-c", script, "sh", *command], env=env,
+                          capture_output=True, text=True, **kwargs)

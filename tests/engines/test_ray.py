@@ -5,9 +5,7 @@ listen on every interface), and no process of the cluster left once it returns."
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -17,18 +15,10 @@ import jsonschema
 import psutil
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, isolated
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 from ray_batch import PERSON  # noqa: E402
-
-
-def isolated(command: list[str], temp: str, **kwargs) -> subprocess.CompletedProcess:
-    """`command` in a new network namespace with only loopback up, Ray's files under `temp`."""
-    script = 'ip link set lo up && exec "$@"'
-    env = {**os.environ, "RAY_TMPDIR": temp, "RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.run(["unshare", "--net", "sh", "-c", script, "sh", *command], env=env,
-                          capture_output=True, text=True, **kwargs)
 
 
 def leftovers(temp: str) -> list[int]:

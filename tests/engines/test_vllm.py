@@ -50,12 +50,24 @@ def _spec(args):
 @pytest.fixture(scope="module")
 def llm(folder):
     # max_num_seqs=4 keeps later requests waiting: they join the batch as others finish.
-    return LLM(model=str(folder), dtype="bfloat16", max_model_len=512, enforce_eager=True,
-               gpu_memory_utilization=0.15, max_num_seqs=4, seed=0)
+    # float32, as the transformers adapter runs the same weights: greedy outputs must agree.
+    return LLM(model=str(folder), dtype="float32", max_model_len=512, enforce_eager=True,
+               gpu_memory_utilization=0.3, max_num_seqs=4, seed=0)
 
 
 def _ids(tokenizer, prompt):
     return {"prompt_token_ids": prompt_ids(tokenizer, prompt)}
+
+
+def test_the_safetensors_folder_holds_the_gguf_weights(folder):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32)
+    reference = tether.models.default(progress=False)
+    ids = reference.prompt_ids("Name a colour")
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0, -1]
+    assert torch.allclose(torch.log_softmax(logits, -1), reference.next_logprobs([ids])[0], atol=1e-3)
 
 
 def test_entry_point_is_registered():
@@ -92,12 +104,15 @@ def test_batch_with_four_constraints_joining_and_finishing_mid_batch(llm, tokeni
                 outputs[out.request_id] = out.outputs[0]
         steps += 1
     assert set(outputs) == {r for r, _, _ in requests} | {"free"}
-    assert outputs["free"].text == alone.outputs[0].text
+    assert outputs["free"].text.strip() and outputs["free"].text == alone.outputs[0].text
 
-    for i, (rid, _, _) in enumerate(requests):
+    reference = tether.models.default(progress=False)
+    for i, (rid, prompt, params) in enumerate(requests):
         out, spec = outputs[rid], _spec(CONSTRAINTS[i % 4])
         assert out.finish_reason == "stop", (rid, out.text)
         assert spec.matches(out.text), (rid, out.text)
+        if params.temperature == 0.0:  # greedy: what tether.generate picks on the same weights
+            assert out.text == tether.generate(reference, prompt, spec, max_tokens=48).text, rid
 
 
 def test_a_bad_constraint_is_refused_when_the_request_is_made(llm):

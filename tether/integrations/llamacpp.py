@@ -86,8 +86,8 @@ class LogitsProcessor:
             self._state = self.constraint.initial()
         self._tokens = ids.copy()
         fill_row(self.constraint, self._state, self._row, self._stop)
-        allowed = unpack_bitmask(self._row, self.vocab.size)
-        n = min(len(scores), len(allowed))
-        scores[:n][~allowed[:n]] = -np.inf
+        blocked = ~unpack_bitmask(self._row, self.vocab.size)
+        n = min(len(scores), len(blocked))
+        np.copyto(scores[:n], -np.inf, where=blocked[:n])  # scores is a strided view into llama.cpp's
         scores[n:] = -np.inf
         return scores

@@ -109,28 +109,42 @@ def vocabulary(vllm_config: "VllmConfig") -> Vocabulary:
 
 
 class _Rows:
-    """The vocabulary and batch rows of one processor, built at its first tether request (so an
-    engine that never sees one never loads its tokenizer twice)."""
+    """A processor's batch rows, built at its first tether request (so an engine that never sees
+    one never loads the tokenizer a second time); before that every call is a no-op."""
 
     def __init__(self, vllm_config: "VllmConfig"):
         self._config = vllm_config
-        self._rows: BatchRows | None = None
-
-    @property
-    def rows(self) -> BatchRows:
-        if self._rows is None:
-            self._rows = BatchRows(vocabulary(self._config))
-        return self._rows
+        self.rows: BatchRows | None = None
 
     def add(self, index: int, params: SamplingParams, tokens: list[int] | None) -> bool:
         args = _args(params)
         if args is None:
-            if self._rows is not None:
-                self._rows.remove(index)
+            self.remove(index)
             return False
-        rows = self.rows
-        rows.add(index, compiled(args, rows.vocab), tokens, stop_ids=_stop_ids(params))
+        if self.rows is None:
+            self.rows = BatchRows(vocabulary(self._config))
+        self.rows.add(index, compiled(args, self.rows.vocab), tokens, stop_ids=_stop_ids(params))
         return True
+
+    def remove(self, index: int) -> None:
+        if self.rows is not None:
+            self.rows.remove(index)
+
+    def move(self, source: int, target: int, direction: MoveDirectionality) -> None:
+        if self.rows is None:
+            return
+        if direction == MoveDirectionality.SWAP:
+            self.rows.swap(source, target)
+        else:
+            self.rows.move(source, target)
+
+    def sync(self) -> None:
+        if self.rows is not None:
+            self.rows.sync()
+
+    def apply(self, logits: torch.Tensor, rows: list[int] | None = None) -> None:
+        if self.rows is not None:
+            self.rows.apply(logits, rows)
 
 
 class LogitsProcessor(_V1):
@@ -151,27 +165,17 @@ class LogitsProcessor(_V1):
         return False  # a mask changes what greedy picks
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
-        state = self._state
-        if batch_update is not None:
-            rows = state._rows
+        if batch_update is not None:  # in vLLM's order: removed, added, moved
             for index in batch_update.removed:
-                if rows is not None:
-                    rows.remove(index)
+                self._state.remove(index)
             for index, params, _prompt, output in batch_update.added:
-                state.add(index, params, output)  # `output` is the request's live output list
-            rows = state._rows
-            if rows is not None:
-                for a, b, direction in batch_update.moved:
-                    if direction == MoveDirectionality.SWAP:
-                        rows.swap(a, b)
-                    else:
-                        rows.move(a, b)
-        if state._rows is not None:
-            state._rows.sync()
+                self._state.add(index, params, output)  # `output` is the request's live output list
+            for source, target, direction in batch_update.moved:
+                self._state.move(source, target, direction)
+        self._state.sync()
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
-        if self._state._rows is not None:
-            self._state._rows.apply(logits)
+        self._state.apply(logits)
         return logits
 
 
@@ -198,15 +202,14 @@ class LogitsProcessorV2(_V2):
         return self._state.add(req_idx, sampling_params, None)
 
     def apply(self, logits: torch.Tensor, ctx: "LogitsContext") -> torch.Tensor:
-        rows = self._state._rows
+        rows = self._state.rows
         if rows is None or not len(rows):
             return logits
         slots = [int(s) for s in ctx.idx_mapping_np]  # one logits row per request without drafts
-        mine = [(b, s) for b, s in enumerate(slots) if s in rows]
-        if not mine:
-            return logits
-        self._feed(rows, [s for _, s in mine])
-        rows.apply(logits, rows=slots)
+        mine = [s for s in slots if s in rows]
+        if mine:
+            self._feed(rows, mine)
+            rows.apply(logits, rows=slots)
         return logits
 
     def _feed(self, rows: BatchRows, slots: list[int]) -> None:

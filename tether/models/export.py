@@ -18,6 +18,8 @@ from pathlib import Path
 
 __all__ = ["safetensors_folder"]
 
+_FORMAT = 2  # bumped when the folder's layout changes, so stale conversions are not reused
+
 
 def safetensors_folder(gguf: "str | os.PathLike | None" = None, *, cache_dir: "str | os.PathLike | None" = None,
                        dtype: str = "float32", progress: bool = True) -> Path:
@@ -37,7 +39,7 @@ def safetensors_folder(gguf: "str | os.PathLike | None" = None, *, cache_dir: "s
     if dtype not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"dtype must be 'float32', 'bfloat16' or 'float16', got {dtype!r}")
     stat = path.stat()
-    tag = hashlib.sha256(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}".encode()).hexdigest()[:16]
+    tag = hashlib.sha256(f"{_FORMAT}|{path.name}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}".encode()).hexdigest()[:16]
     root = Path(cache_dir) if cache_dir is not None else tether_cache_dir() / "safetensors"
     folder = root / f"{path.stem}-{tag}"
     if (folder / "config.json").is_file():
@@ -50,7 +52,8 @@ def safetensors_folder(gguf: "str | os.PathLike | None" = None, *, cache_dir: "s
         model = lm.model.to(getattr(torch, dtype))
         # transformers refuses save_pretrained on a model read from GGUF (it counts as quantised),
         # so the folder is written by hand: the config without the quantisation entry, the
-        # weights once each (tied embeddings are one tensor), the generation config, the tokenizer.
+        # generation config, the weights, the tokenizer. Tied output embeddings are stored once,
+        # under the input embedding's name, which is the one loaders (vLLM's too) read.
         config = model.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
@@ -58,8 +61,12 @@ def safetensors_folder(gguf: "str | os.PathLike | None" = None, *, cache_dir: "s
         config.save_pretrained(scratch)
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(scratch)
+        state = model.state_dict()
+        if getattr(config, "tie_word_embeddings", False):
+            state.pop("lm_head.weight", None)
         safetensors = require("safetensors.torch", "tether.models.safetensors_folder")
-        safetensors.save_model(model, str(scratch / "model.safetensors"), metadata={"format": "pt"})
+        safetensors.save_file({k: v.contiguous() for k, v in state.items()}, str(scratch / "model.safetensors"),
+                              metadata={"format": "pt"})
         lm.tokenizer.save_pretrained(scratch)
         try:
             os.rename(scratch, folder)
