@@ -164,6 +164,14 @@ def _params(args, stop=(2,)):
 
 
 def test_v1_processor_follows_adds_removes_moves_and_swaps(folder):
+    # A request may also name a spec registered in the engine's process (here: a Python type).
+    from typing import TypedDict
+
+    class Person(TypedDict):
+        name: str
+        age: int
+
+    tether.integrations.requests.register("person", tether.json_schema(Person))
     proc = tv.LogitsProcessor(_config(folder), torch.device("cpu"), False)
     vocab = tv.vocabulary(_config(folder))
     rng = random.Random(0)
@@ -175,7 +183,7 @@ def test_v1_processor_follows_adds_removes_moves_and_swaps(folder):
         return (index, params, [1, 2, 3], [])
 
     script = [
-        dict(added=[add(0, YEAR), add(1, PERSON), add(2, None), add(3, SUM)]),
+        dict(added=[add(0, YEAR), add(1, PERSON), add(2, None), add(3, SUM), add(4, {"tether": {"key": "person"}})]),
         {}, {},
         dict(removed=[0], added=[add(0, ANSWER)]),                      # a slot reused
         {},
