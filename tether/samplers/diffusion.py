@@ -195,6 +195,7 @@ class _Sequence:
     def __init__(self, length: int, mask_id: int):
         self.mask_id = mask_id
         self.tokens = [mask_id] * length
+        self.scores = [0.0] * length  # each unmasked position's log-probability
         self.logprob = 0.0
         self.alive = True
         self.state: Any = None  # the constraint state after the decoded blocks (DINGO)
@@ -204,7 +205,12 @@ class _Sequence:
 
     def set(self, i: int, token: int, logprob: float) -> None:
         self.tokens[i] = token
+        self.scores[i] = logprob
         self.logprob += logprob
+
+    def unset(self, i: int) -> None:
+        self.logprob -= self.scores[i]
+        self.tokens[i], self.scores[i] = self.mask_id, 0.0
 
 
 def _accepts(constraint: Any, ids: Sequence[int]) -> bool:
@@ -337,7 +343,12 @@ class GrammarDiffusion(Diffusion):
     def _fill_rest(self, s: _Sequence, logp: np.ndarray, constraint: Any, stats: SamplerStats) -> None:
         """Fill every masked position left to right with the most likely token that keeps a
         completion possible (the fallback after too many rejections). Left to right, the text
-        before a position is known, so only the tokens its state allows are tried."""
+        before a position is known, so only the tokens its state allows are tried.
+
+        Where no candidate fits, the tokens unmasked after the position are what rule every
+        candidate out (the text before it has a completion: each of its tokens was kept only
+        with one); they are masked again and the filling goes on against an open suffix, whose
+        check is a single padded hole. Only if even that fails is the output DEAD."""
         eos = set(constraint.vocab.eos_ids)
         state: Any = constraint.initial()
         for i in range(len(s.tokens)):
@@ -353,17 +364,33 @@ class GrammarDiffusion(Diffusion):
             else:
                 allowed = np.flatnonzero(constraint.mask(state))
             ranked = allowed[np.argsort(-logp[i][allowed], kind="stable")][: _FILL_CANDIDATES]
-            for t in ranked.tolist():
-                s.tokens[i] = t
-                stats.constraint_checks += 1
-                if self._feasible(s, constraint):
-                    s.set(i, t, float(logp[i][t]))
+            for reopened in (False, True):
+                if reopened:
+                    later = [j for j in range(i + 1, len(s.tokens)) if s.tokens[j] != s.mask_id]
+                    if not later:
+                        break
+                    for j in later:
+                        s.unset(j)
+                if self._fill_one(s, i, ranked, logp, constraint, stats):
+                    t = s.tokens[i]
                     state = END if t in eos or state == END else constraint.advance(state, t)
                     break
-                s.tokens[i] = s.mask_id
             if s.tokens[i] == s.mask_id:
                 s.alive = False
                 return
+
+    def _fill_one(self, s: _Sequence, i: int, ranked: np.ndarray, logp: np.ndarray, constraint: Any,
+                  stats: SamplerStats) -> bool:
+        """Position i gets the first of `ranked` that keeps a completion possible, if any does."""
+        for t in ranked.tolist():
+            s.tokens[i] = t
+            stats.constraint_checks += 1
+            if self._feasible(s, constraint):
+                s.tokens[i] = s.mask_id
+                s.set(i, t, float(logp[i][t]))
+                return True
+            s.tokens[i] = s.mask_id
+        return False
 
 
 _FILL_CANDIDATES = 512  # allowed tokens tried per position when filling, most likely first
