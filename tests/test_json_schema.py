@@ -105,12 +105,69 @@ def test_all_of_merges_branches():
           ['{"a":5}', '{"a":6,"b":"x"}'], ['{"a":4}', '{"b":"x"}'])
 
 
+def test_all_of_joins_additional_properties_with_the_other_branchs_patterns():
+    branches = [{"properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string"}},
+                {"patternProperties": {"^x": {"minLength": 2}}}]
+    agree({"type": "object", "allOf": branches},
+          ['{"a":1}', '{"xy":"ab"}', '{"xy":"a"}', '{"xy":1}', '{"b":"s"}', '{"b":1}', '{"a":"s"}',
+           '{"a":1,"xz":"abc"}', '{"a":1,"xz":"c"}'], additional_properties="allow", property_order="any")
+    reaching = [branches[0], {"patternProperties": {"^a": {"minimum": 0}}}]  # "^a" reaches into "a"
+    with pytest.raises(tether.UnsupportedSchema, match="overlap its properties"):
+        tether.json_schema({"type": "object", "allOf": reaching}, additional_properties="allow")
+
+
 def test_one_of_is_exactly_one():
     check({"oneOf": [{"type": "integer", "maximum": 10}, {"type": "integer", "minimum": 5}]},
           ["1", "11"], ["5", "10", "7"])
     check({"oneOf": [{"type": "object", "properties": {"kind": {"const": "a"}}, "required": ["kind"]},
                      {"type": "object", "properties": {"kind": {"const": "b"}}, "required": ["kind"]}]},
           ['{"kind":"a"}', '{"kind":"b"}'], ['{"kind":"c"}'], additional_properties="allow")
+
+
+def agree(schema, texts, **options):
+    """tether and `jsonschema` give every text the same verdict."""
+    g = tether.json_schema(schema, **options)
+    validator = jsonschema.Draft202012Validator(schema)
+    for text in texts:
+        assert g.matches(text) == validator.is_valid(json.loads(text)), f"{text!r} under {schema}"
+    return g
+
+
+def test_one_of_with_a_recursive_branch_apart_from_the_others():
+    # The third branch refers back to the schema in progress: no negation of it exists, but it is
+    # an object and the others are not, so "exactly one" is "any one".
+    schema = {"$defs": {"value": {"oneOf": [{"type": "string"}, {"type": "integer"}, {"$ref": "#"}]}},
+              "type": "object", "additionalProperties": {"$ref": "#/$defs/value"}}
+    g = agree(schema, ['{}', '{"a":"x"}', '{"a":{"b":1}}', '{"a":{"b":{"c":"d"}},"e":2}', '{"a":[]}',
+                       '{"a":1.5}', '{"a":{"b":null}}'], additional_properties="allow")
+    assert g.engine == "cfg"
+    overlapping = {"$defs": {"value": {"oneOf": [{"type": "object", "minProperties": 1}, {"$ref": "#"}]}},
+                   "type": "object", "additionalProperties": {"$ref": "#/$defs/value"}}
+    with pytest.raises(tether.UnsupportedSchema, match="branch 1 is recursive") as e:
+        tether.json_schema(overlapping, additional_properties="allow")
+    assert e.value.keyword == "oneOf"
+
+
+def test_one_of_branches_apart_through_their_applicators():
+    # Apart only once the allOf is read: the second branch requires "c", which the first forbids.
+    agree({"type": "object", "oneOf": [
+        {"properties": {"a": {}, "b": {}}, "allOf": [{"required": ["a"]}], "additionalProperties": False},
+        {"properties": {"a": {}, "c": {}}, "allOf": [{"required": ["c"]}], "additionalProperties": False}]},
+        ['{"a":1}', '{"a":1,"b":2}', '{"c":1}', '{"a":1,"c":2}', '{}', '{"b":1}', '{"a":1,"b":2,"c":3}'])
+    # Apart branch by branch of an anyOf (whose negation, of additionalProperties, has no construction).
+    agree({"oneOf": [{"type": "array"}, {"anyOf": [{"type": "object", "additionalProperties": {"type": "integer"}},
+                                                   {"type": "string"}]}]},
+          ['[]', '[1]', '"s"', '{"a":1}', '{"a":"x"}', '1', 'null'], additional_properties="allow")
+
+
+def test_not_of_item_keywords_and_of_unknown_keywords():
+    agree({"type": "array", "not": {"items": {"type": "integer"}}}, ['[]', '[1]', '[1,"a"]', '["a"]'])
+    agree({"type": "array", "not": {"prefixItems": [{"type": "integer"}, {"type": "string"}]}},
+          ['[]', '[1]', '["a"]', '[1,"a"]', '[1,2]', '[1,"a",3]', '["a",1]'])
+    agree({"type": "array", "not": {"contains": {"type": "string"}}}, ['[]', '[1]', '[1,"a"]', '["a"]'])
+    agree({"not": {"x-note": "no meaning", "type": "string"}}, ['"a"', '1', 'null'])
+    with pytest.raises(tether.UnsupportedSchema, match="not of 'uniqueItems'"):
+        tether.json_schema({"type": "array", "not": {"uniqueItems": True}})
 
 
 def test_not_and_if_then_else():
@@ -172,6 +229,10 @@ def test_items_prefix_items_and_counts():
 def test_contains_with_min_contains():
     check({"type": "array", "items": {"type": "integer"}, "contains": {"minimum": 5}, "minContains": 2},
           ['[5,6]', '[1,5,2,9]'], ['[5]', '[1,2,3]'])
+    # Items of any value are recursive: the matches are counted by rules, not by automata.
+    g = agree({"type": "array", "contains": {"type": "object"}, "minContains": 2, "maxItems": 3},
+              ['[]', '[{}]', '[{},{}]', '[{},1,{}]', '[{},{},{},{}]', '[1,{},[{}]]', '[{},{},1]', '[[],{},{}]'])
+    assert g.engine == "cfg"
 
 
 def test_unique_items_over_a_finite_domain():

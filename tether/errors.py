@@ -152,6 +152,7 @@ class UnsupportedSchema(SpecError):
 
     def __init__(self, keyword: str, reason: str, *, pointer: str = "", source: str | None = None):
         self.keyword = keyword
+        self.detail = reason  # the reason without the keyword
         super().__init__(f"{keyword!r}: {reason}", source=source, location=Location(pointer=pointer))
 
     def describe(self) -> str:

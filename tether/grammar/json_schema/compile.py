@@ -49,6 +49,8 @@ _MAX_ANY_ORDER = 12  # any-order properties with regular values: one intersectio
 _MAX_ANY_ORDER_RECURSIVE = 8  # any-order properties with recursive values: 2^n subset rules
 _RECURSION_LIMIT = 6000  # while compiling: about 1,000 levels of nested subschemas
 _MAX_ONE_OF_CASES = 256
+_MAX_COUNTED_STATES = 4_096  # rules counting contains matches over recursive items
+_MAX_DISJOINT_CALLS = 5_000  # per oneOf: past it, branches count as overlapping (sound, maybe unsupported)
 # A $ref target merged into a branch this many times over, one inside the other, is recursion:
 # from then on it is a rule. (Siblings that name the same target are fine below this.)
 _MAX_INLINED = 3  # oneOf as "this branch and none of the others": cases per branch
@@ -199,6 +201,7 @@ class _Compiler:
         self._keep: list[Any] = []  # synthetic schemas stay alive while their ids are memo keys
         self.dropped: list[str] = []
         self._any: RuleRef | None = None
+        self._disjoint_calls = 0
         ws = Repeat(Chars(((0x09, 0x0A), (0x0D, 0x0D), (0x20, 0x20))), 0, MAX_WHITESPACE)
         self.ws = ws if options.whitespace == "flexible" else None
 
@@ -488,6 +491,8 @@ class _Compiler:
         """A recursive branch under allOf: only if the rest adds nothing can it stand alone."""
         if rest is True or (isinstance(rest, dict) and not any(k not in ANNOTATIONS for k in rest)):
             return self.node(opaque.schema, opaque.ctx)
+        if self.implies(self.opaque_view(opaque), rest, ctx):
+            return self.node(opaque.schema, opaque.ctx)  # its own keywords say what the rest asks
         mine = self.flat_or_bool(rest, ctx)
         theirs = self.node(opaque.schema, opaque.ctx)
         if mine is None or theirs is None:
@@ -498,51 +503,115 @@ class _Compiler:
         return theirs
 
     def one_of(self, rest: dict, group: list, ctx: _Ctx) -> Any:
-        flats = []
-        for branch in group:
-            flat = self.flatten(branch, branch.ctx if isinstance(branch, _Located) else ctx)
-            if isinstance(flat, _Opaque):
-                flats = None
-                break
-            flats.append(flat)
-        if flats is not None:
-            merged = [merge(rest, f, ctx.pointer) for f in flats]
-            overlaps = {(i, j) for i, j in itertools.combinations(range(len(flats)), 2)
-                        if not self.disjoint(merged[i], merged[j], ctx, 0)}
-            try:  # exactly one: each branch, and not the branches it may overlap
-                negations = {}
-                for i, m in enumerate(merged):
-                    cases = 1
-                    for j, g in enumerate(flats):
-                        if (min(i, j), max(i, j)) in overlaps:
-                            negations[i, j] = negate(g, ctx.pointer)
-                            cases *= len(negations[i, j].get("anyOf", ())) or 1 if isinstance(negations[i, j], dict) else 1
-                    if cases > _MAX_ONE_OF_CASES:
-                        raise UnsupportedSchema("oneOf", f"{len(flats)} branches that may overlap: excluding the "
-                                                f"others would spell out {cases:,} cases", pointer=ctx.pointer)
-                options = []
-                for i, m in enumerate(merged):
-                    for j in range(len(flats)):
-                        if (i, j) in negations and m is not False:
-                            m = merge(m, negations[i, j], ctx.pointer)
-                    options.append(self.flat_or_bool(m, ctx))
-                return self.alt(options)
-            except UnsupportedSchema as e:
-                if e.keyword == "oneOf":
-                    self.unsupported("oneOf", e.reason.split(": ", 1)[-1], ctx)
-                    return self.alt([self.flat_or_bool(m, ctx) for m in merged])
-        self.unsupported("oneOf", "branches that may overlap, and whose negation has no exact "
-                         "construction (exactly one must hold)", ctx)
-        return self.alt([self.flat_or_bool(merge(rest, self._plain(b, ctx), ctx.pointer), ctx) for b in group])
+        """Exactly one branch: each branch, and not the branches it may overlap. Disjoint branches
+        (a discriminator, different types) need no negation, so a recursive branch can take part
+        as long as it overlaps no other."""
+        flats = [self.flatten(b, b.ctx if isinstance(b, _Located) else ctx) for b in group]
+        self._disjoint_calls = 0
+        views = [self.opaque_view(f) if isinstance(f, _Opaque) else f for f in flats]
+        merged = [merge(rest, v, ctx.pointer) for v in views]
+        overlaps = [(i, j) for i, j in itertools.combinations(range(len(flats)), 2)
+                    if not self.disjoint(merged[i], merged[j], ctx, 0)]
+        try:
+            negations = {}
+            for i, j in overlaps:
+                for mine, other in ((i, j), (j, i)):
+                    if isinstance(flats[other], _Opaque):
+                        raise UnsupportedSchema("oneOf", f"branch {other} is recursive and may overlap branch "
+                                                f"{mine}: it has no exact negation (exactly one must hold)",
+                                                pointer=ctx.pointer)
+                    try:
+                        negations[mine, other] = negate(flats[other], ctx.pointer)
+                    except UnsupportedSchema as e:
+                        raise UnsupportedSchema("oneOf", f"branch {other} may overlap branch {mine}, and its "
+                                                f"negation has no exact construction ({e.detail})",
+                                                pointer=ctx.pointer) from None
+            for i in range(len(flats)):
+                cases = 1
+                for (mine, _), negation in negations.items():
+                    if mine == i and isinstance(negation, dict):
+                        cases *= len(negation.get("anyOf", ())) or 1
+                if cases > _MAX_ONE_OF_CASES:
+                    raise UnsupportedSchema("oneOf", f"{len(flats)} branches that may overlap: excluding the "
+                                            f"others would spell out {cases:,} cases", pointer=ctx.pointer)
+        except UnsupportedSchema as e:
+            self.unsupported("oneOf", e.detail, ctx)
+            negations = {}  # lenient: any of the branches
+        options = []
+        for i, flat in enumerate(flats):
+            if isinstance(flat, _Opaque):  # overlaps no other branch (checked above)
+                options.append(self.intersect_opaque(rest, flat, ctx))
+                continue
+            m = merge(rest, flat, ctx.pointer)
+            for (mine, _), negation in negations.items():
+                if mine == i and m is not False:
+                    m = merge(m, negation, ctx.pointer)
+            options.append(self.flat_or_bool(m, ctx))
+        return self.alt(options)
+
+    def implies(self, a: Any, b: Any, ctx: _Ctx) -> bool:
+        """A sufficient test that every instance of `a` satisfies `b`: joining b into a changes
+        none of a's keywords."""
+        if b is True:
+            return True
+        if a is True or a is False or not isinstance(b, dict):
+            return a is False
+        b = {k: v for k, v in b.items() if k not in ANNOTATIONS}
+        a = {k: v for k, v in a.items() if k not in ANNOTATIONS}
+        try:
+            return merge(a, b, ctx.pointer) == a
+        except TetherError:
+            return False
+
+    def opaque_view(self, opaque: "_Opaque") -> Any:
+        """A schema at least as wide as a recursive one, from its own keywords: every keyword
+        narrows, so leaving out its references and applicators only widens it. Enough to prove
+        two branches disjoint; never compiled."""
+        s = normalize(opaque.schema, opaque.ctx.draft, opaque.ctx.pointer) if isinstance(opaque.schema, dict) \
+            else opaque.schema
+        if not isinstance(s, dict):
+            return s
+        if "$ref" in s and opaque.ctx.draft <= 7:
+            return True  # its siblings are ignored: only the target speaks, and it is in progress
+        return {k: v for k, v in s.items() if k not in _VIEW_DROPS}
 
     def disjoint(self, a: Any, b: Any, ctx: _Ctx, depth: int) -> bool:
         """A sufficient test: disjoint types, enum/const values, string contents (by automaton),
         numeric ranges, or an object key one requires and the other forbids or constrains
         disjointly (a discriminator, at any depth)."""
+        self.deadline.check()
+        a = self.opaque_view(a) if isinstance(a, _Opaque) else a
+        b = self.opaque_view(b) if isinstance(b, _Opaque) else b
         if a is False or b is False:
             return True
-        if a is True or b is True or isinstance(a, _Opaque) or isinstance(b, _Opaque) or depth > 8:
+        if a is True or b is True or depth > 8 or self._disjoint_calls > _MAX_DISJOINT_CALLS:
             return False
+        self._disjoint_calls += 1
+        if self.disjoint_keywords(a, b, ctx, depth):
+            return True
+        # Each applicator only narrows: fold an allOf in, or prove every branch of an anyOf apart.
+        try:
+            for x, y in ((a, b), (b, a)):
+                if x.get("allOf"):
+                    folded = {k: v for k, v in x.items() if k != "allOf"}
+                    for branch in x["allOf"]:
+                        folded = merge(folded, self.branch_view(branch, ctx), ctx.pointer)
+                    return self.disjoint(folded, y, ctx, depth + 1)
+                for key in (X_ANY_OF, X_ONE_OF):
+                    if x.get(key):
+                        group, rest = _first_group(x, key)
+                        return all(self.disjoint(merge(rest, self.branch_view(branch, ctx), ctx.pointer), y, ctx,
+                                                 depth + 1) for branch in group)
+        except TetherError:
+            return False
+        return False
+
+    def branch_view(self, branch: Any, ctx: _Ctx) -> Any:
+        flat = self.flatten(branch, branch.ctx if isinstance(branch, _Located) else ctx)
+        return self.opaque_view(flat) if isinstance(flat, _Opaque) else flat
+
+    def disjoint_keywords(self, a: dict, b: dict, ctx: _Ctx, depth: int) -> bool:
+        """`disjoint` on the schemas' own keywords (their applicators left aside)."""
         ta, tb = _type_set(a), _type_set(b)
         common = ta & tb
         if not common:
@@ -898,8 +967,8 @@ class _Compiler:
         if match is None or element is None:
             return None
         if not (_is_tree(element) and _is_tree(match)):
-            self.unsupported("contains", "contains over recursive items", ctx)
-            return _NOT_HANDLED
+            body = self.counted_items(element, match, need, lo, hi, ctx)
+            return self.seq(self.lit("["), self.w(), body, self.w(), self.lit("]"))
         comma = self.punct(",")
         any_items = Repeat(self.seq(comma, element), 0, None)
         # [E ,]* M ( (, E)* , M ){need-1} (, E)*
@@ -911,6 +980,49 @@ class _Compiler:
             return None
         body = self.live(Intersect((base, counted)))
         return self.seq(self.lit("["), self.w(), body, self.w(), self.lit("]"))
+
+    def counted_items(self, element: Any, match: Any, need: int, lo: int, hi: int | None, ctx: _Ctx) -> Any:
+        """Item lists with at least `need` matches and lo..hi items, as rules over (matches so
+        far, items so far), each capped where the bounds stop telling counts apart: for items
+        that are not regular (recursive), where intersecting two automata is not available."""
+        cap = max(lo, hi + 1 if hi is not None else 0, 1)  # at least "none yet" vs "some" (the comma)
+        if (need + 1) * (cap + 1) > _MAX_COUNTED_STATES:
+            self.unsupported("contains", f"contains with minContains {need} over recursive items, "
+                             f"{lo}..{hi} of them: {(need + 1) * (cap + 1):,} counting states", ctx)
+            return None
+        comma = self.punct(",")
+
+        def options(key: tuple[int, int], state) -> list[Any]:
+            matches, count = key
+            if hi is not None and count > hi:
+                return []
+            sep = EPS if count == 0 else comma
+            return [*([EPS] if matches == need and count >= lo else []),
+                    self.seq(sep, match, state((min(matches + 1, need), min(count + 1, cap)))),
+                    self.seq(sep, element, state((matches, min(count + 1, cap))))]
+
+        return self.state_rules((0, 0), options)
+
+    def state_rules(self, start: Any, options: Any) -> Any:
+        """One rule per state reachable from `start`: `options(state, go)` lists the state's
+        alternatives, `go(next)` references the next state's rule (None where it is dead)."""
+        names: dict[Any, Any] = {}
+
+        def go(key: Any) -> Any:
+            if key in names:
+                return names[key]
+            name = f"r{len(self.rules)}"
+            self.rules[name] = None  # defined below; a state may come back to itself
+            names[key] = RuleRef(name)
+            body = self.alt(options(key, go))
+            if body is None:  # a dead end (too many already): never referenced as a live choice
+                del self.rules[name]
+                names[key] = None
+                return None
+            self.rules[name] = Rule(name, self.expr(body))
+            return names[key]
+
+        return go(start)
 
     def unique_items(self, s, positions, rest, items, lo, hi, ctx) -> Any:
         """uniqueItems over a finite domain of scalars (an enum, booleans, null): the arrays are
@@ -1179,36 +1291,21 @@ class _Compiler:
         comma = self.punct(",")
         required = sum(1 << i for i, (_, r) in enumerate(members) if r)
         cap = max(lo, (hi + 1) if hi is not None else 0, 1)  # at least "none yet" vs "some"
-        names: dict[tuple[int, int], RuleRef] = {}
 
-        def state(used: int, k: int) -> Any:
-            key = (used, min(k, cap))
-            if key in names:
-                return names[key]
-            count = bin(used).count("1") + key[1]
+        def options(key: tuple[int, int], state) -> list[Any]:
+            used, extra = key
+            count = bin(used).count("1") + extra
             if hi is not None and count > hi:
-                return None
-            name = f"r{len(self.rules)}"
-            self.rules[name] = None  # defined below; the extras may come back to this state
-            names[key] = RuleRef(name)
-            sep = EPS if used == 0 and key[1] == 0 else comma
-            options = []
-            if used & required == required and count >= lo:
-                options.append(EPS)
-            for i in range(n):
-                if not used >> i & 1:
-                    options.append(self.seq(sep, members[i][0], state(used | 1 << i, key[1])))
+                return []
+            sep = EPS if used == 0 and extra == 0 else comma
+            out = [EPS] if used & required == required and count >= lo else []
+            out.extend(self.seq(sep, members[i][0], state((used | 1 << i, extra)))
+                       for i in range(n) if not used >> i & 1)
             if extras is not None:
-                options.append(self.seq(sep, extras, state(used, key[1] + 1)))
-            body = self.alt(options)
-            if body is None:  # a dead end (too many already): never referenced as a live choice
-                del self.rules[name]
-                names[key] = None
-                return None
-            self.rules[name] = Rule(name, self.expr(body))
-            return names[key]
+                out.append(self.seq(sep, extras, state((used, min(extra + 1, cap)))))
+            return out
 
-        return state(0, 0)
+        return self.state_rules((0, 0), options)
 
     # ---- any value ---------------------------------------------------------------------------
 
@@ -1248,6 +1345,9 @@ class _Opaque:
 
 
 _NOT_HANDLED = object()
+# Keywords whose meaning lies in other schemas (references, applicators) or in what those evaluate.
+_VIEW_DROPS = frozenset(("$ref", "$dynamicRef", "$recursiveRef", "allOf", "anyOf", "oneOf", "not", X_ANY_OF,
+                         X_ONE_OF, X_NOT, "unevaluatedProperties", "unevaluatedItems"))
 _FRACTION_NUMBER = parse_regex(r"-?(0|[1-9][0-9]*)\.[0-9]*[1-9]")
 _CANONICAL_NUMBER = parse_regex(r"0|-?[1-9][0-9]*|-?(0|[1-9][0-9]*)\.[0-9]*[1-9]")
 _STRING_KEYWORDS = frozenset(("type", "enum", "const", "minLength", "maxLength", "pattern", "format",
@@ -1335,10 +1435,17 @@ def _forbids(s: dict, key: str) -> bool:
     """Whether an object valid for `s` can never have `key`."""
     props = s.get("properties", {})
     if key in props:
-        return props[key] is False
+        return _never(props[key])
     if any(_search(p, key) for p in s.get("patternProperties", {})):
         return False
-    return s.get("additionalProperties", True) is False
+    return _never(s.get("additionalProperties", True))
+
+
+def _never(s: Any) -> bool:
+    """Whether a schema plainly admits nothing: false, or an allOf with such a branch."""
+    while isinstance(s, _Located):
+        s = s.schema
+    return s is False or (isinstance(s, dict) and any(_never(b) for b in s.get("allOf", ())))
 
 
 def _ranges_apart(a: dict, b: dict) -> bool:

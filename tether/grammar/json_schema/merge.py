@@ -53,6 +53,7 @@ _TYPE_OF_KEYWORD = {k: t for t, ks in (("number", _NUMERIC), ("string", _STRING)
                                         ("object", _OBJECT)) for k in ks}
 
 
+_APPLICATORS = frozenset(("not", "allOf", "anyOf", "oneOf"))
 # Keywords the compiler resolves before merging (a second copy in a branch is a compiler gap).
 _MERGED_ELSEWHERE = frozenset(("$ref", "$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems",
                                "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies"))
@@ -210,6 +211,8 @@ def merge(a: Any, b: Any, pointer: str = "") -> Any:
         return a
     if a is False or b is False:
         return False
+    if a == b:
+        return dict(a)  # the same schema twice (one $ref from both branches): nothing to join
     out = dict(a)
     for key, value in b.items():
         if key not in out:
@@ -298,14 +301,27 @@ def _schema_for(s: dict, key: str) -> Any:
     return s.get("additionalProperties", True)
 
 
+def _may_match(pattern: str, key: str) -> bool:
+    try:
+        return re.search(pattern, key) is not None
+    except re.error:
+        return True  # cannot tell: assume the worst
+
+
 def _merge_objects(out: dict, a: dict, b: dict, pointer: str) -> None:
     if not any(k in s for s in (a, b) for k in ("properties", "additionalProperties", "patternProperties")):
         return
     pa, pb = a.get("patternProperties", {}), b.get("patternProperties", {})
-    for s, other_patterns in ((a, pb), (b, pa)):
-        if other_patterns and s.get("additionalProperties", True) is not True:
-            raise UnsupportedSchema("allOf", "additionalProperties in one branch with patternProperties in "
-                                    "another", pointer=pointer)
+    # One side's additionalProperties holds on the other side's patterns too (past its own
+    # properties), so it joins them: exact while no pattern reaches into those properties.
+    extended: dict[str, Any] = {}
+    for s, own_patterns, other_patterns in ((a, pa, pb), (b, pb, pa)):
+        extra = s.get("additionalProperties", True)
+        if other_patterns and extra is not True:
+            if own_patterns or any(_may_match(p, key) for p in other_patterns for key in s.get("properties", {})):
+                raise UnsupportedSchema("allOf", "additionalProperties in one branch with patternProperties in "
+                                        "another that overlap its properties or patterns", pointer=pointer)
+            extended.update((p, extra) for p in other_patterns)
     keys = list(dict.fromkeys([*a.get("properties", {}), *b.get("properties", {})]))
     props = {}
     for key in keys:
@@ -316,6 +332,8 @@ def _merge_objects(out: dict, a: dict, b: dict, pointer: str) -> None:
     patterns = dict(pa)
     for p, sub in pb.items():
         patterns[p] = {"allOf": [patterns[p], sub]} if p in patterns else sub
+    for p, extra in extended.items():
+        patterns[p] = {"allOf": [patterns[p], extra]}
     if patterns:
         out["patternProperties"] = patterns
     extra_a, extra_b = a.get("additionalProperties", True), b.get("additionalProperties", True)
@@ -345,8 +363,9 @@ def negate(schema: Any, pointer: str) -> Any:
 
     Exact for booleans, `type`, `const`/`enum` of scalars, numeric bounds, string keywords (by
     complement of their automaton), `required`, `properties` whose negation is exact,
-    `minItems`/`maxItems`, `minProperties`/`maxProperties`, and `anyOf`/`allOf`/`not` of those.
-    Anything else raises `UnsupportedSchema("not", ...)`.
+    `minItems`/`maxItems`, `items` or `prefixItems` (some item fails), `contains` (no item
+    satisfies), `minProperties`/`maxProperties`, and `anyOf`/`allOf`/`not` of those; keywords
+    unknown to JSON Schema constrain nothing. Anything else raises `UnsupportedSchema("not", ...)`.
     """
     if schema is True:
         return False
@@ -383,10 +402,14 @@ def negate(schema: Any, pointer: str) -> Any:
         values = [s["const"]]
     if "enum" in s:
         values = [v for v in s["enum"] if values is None or value_key(v) in {value_key(x) for x in values}]
-    for key in s:
-        if key not in ("type", "const", "enum") and key not in _TYPE_OF_KEYWORD:
-            name = key[1] if isinstance(key, tuple) else key  # an internal keyword: the one it came from
-            raise UnsupportedSchema("not", f"not of a schema with {name!r}", pointer=pointer)
+    for key in list(s):
+        if key in ("type", "const", "enum") or key in _TYPE_OF_KEYWORD:
+            continue
+        if isinstance(key, str) and key not in _MERGED_ELSEWHERE and key not in _APPLICATORS:
+            del s[key]  # unknown to JSON Schema: it constrains nothing, and neither does its negation
+            continue
+        name = key[1] if isinstance(key, tuple) else key  # an internal keyword: the one it came from
+        raise UnsupportedSchema("not", f"not of a schema with {name!r}", pointer=pointer)
     # Types that `schema` does not allow at all are valid for its negation, whole.
     out: list[Any] = _other_types(allowed)
     for t in allowed:
@@ -439,6 +462,13 @@ def _negate_keywords(t: str, rest: dict, pointer: str) -> list[dict]:
                     out.append({"maxItems": value - 1})
             elif key == "maxItems":
                 out.append({"minItems": value + 1})
+            elif key == "items" and "prefixItems" not in rest:
+                out.append({"contains": {"not": value}})  # some item fails it
+            elif key == "prefixItems" and "items" not in rest:
+                out.extend({"minItems": i + 1, "prefixItems": [True] * i + [{"not": sub}]}
+                           for i, sub in enumerate(value))  # the item at some position i fails its schema
+            elif key == "contains" and not rest.keys() & {"minContains", "maxContains"}:
+                out.append({"items": {"not": value}})  # no item satisfies it
             else:
                 raise UnsupportedSchema("not", f"not of {key!r}", pointer=pointer)
         return out
