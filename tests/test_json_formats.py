@@ -58,7 +58,12 @@ FORMAT_CHECKER = jsonschema.Draft202012Validator.FORMAT_CHECKER
 # Valid test-suite strings a pattern leaves out on purpose (see the NARROWING comments in formats.py).
 _LEAP_SECOND = "leap second 60: rfc3339_validator and datetime reject every leap second"
 _A_LABEL = "an xn-- (A-label) hostname: IDNA validity of punycode is not regular, all R-LDH labels are left out"
+_URI_TEMPLATE_CHECKER = "uri_template, jsonschema's checker, rejects it"
 KNOWN_NARROWINGS: dict[str, dict[str, str]] = {
+    "uri-template": {
+        "a variable name may start with a percent-encoded triplet": _URI_TEMPLATE_CHECKER,
+        "a four-digit prefix max-length is valid": _URI_TEMPLATE_CHECKER,
+    },
     "date-time": {
         "a valid date-time with a leap second, UTC": _LEAP_SECOND,
         "a valid date-time with a leap second, with minus offset": _LEAP_SECOND,
@@ -341,6 +346,38 @@ def check_relative_json_pointer(s: str) -> None:
         _conforms(s, "relative-json-pointer")
 
 
+_VARCHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def check_uri_template(s: str) -> None:
+    """RFC 6570 section 2, read by hand: literals, and expressions of comma-separated varspecs."""
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == "{":
+            end = s.index("}", i)
+            body = s[i + 1:end]
+            if body[:1] in set("+#./;?&"):
+                body = body[1:]
+            for spec in body.split(","):
+                name, _, prefix = spec.partition(":")
+                if not prefix and name.endswith("*"):
+                    name = name[:-1]
+                assert name and not name.startswith(".") and not name.endswith(".") and ".." not in name, s
+                assert set(name) <= _VARCHARS | {"."}, s
+                if prefix:
+                    assert prefix.isdigit() and prefix[0] != "0" and int(prefix) < 10000, s
+            i = end + 1
+        elif c == "%":
+            assert set(s[i + 1:i + 3]) <= _HEX and len(s[i + 1:i + 3]) == 2, s
+            i += 3
+        else:
+            cp = ord(c)
+            assert cp > 0x20 and c not in "\"%<>\\^`{|}" and cp != 0x7F and not 0x80 <= cp < 0xA0, s
+            i += 1
+    _conforms(s, "uri-template")
+
+
 CHECKS = {
     "date": check_date,
     "time": check_time,
@@ -353,6 +390,7 @@ CHECKS = {
     "uuid": check_uuid,
     "uri": check_uri,
     "uri-reference": check_uri_reference,
+    "uri-template": check_uri_template,
     "json-pointer": check_json_pointer,
     "relative-json-pointer": check_relative_json_pointer,
 }
@@ -447,7 +485,7 @@ def test_tree_parses_and_dfa_is_not_empty(name):
 
 def test_unknown_format_is_a_key_error():
     with pytest.raises(KeyError):
-        format_tree("uri-template")
+        format_tree("idn-email")
 
 
 def test_named_dates():

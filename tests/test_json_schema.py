@@ -166,6 +166,16 @@ def test_not_of_item_keywords_and_of_unknown_keywords():
           ['[]', '[1]', '["a"]', '[1,"a"]', '[1,2]', '[1,"a",3]', '["a",1]'])
     agree({"type": "array", "not": {"contains": {"type": "string"}}}, ['[]', '[1]', '[1,"a"]', '["a"]'])
     agree({"not": {"x-note": "no meaning", "type": "string"}}, ['"a"', '1', 'null'])
+
+
+def test_not_of_multiple_of_excludes_the_values_whatever_their_spelling():
+    agree({"type": "integer", "minimum": 0, "maximum": 20, "not": {"multipleOf": 3}}, [str(i) for i in range(-1, 22)])
+    agree({"type": "integer", "not": {"multipleOf": 4}}, ["8", "12", "13", "-4", "-6", "100", "102", "0"])
+    g = agree({"type": "number", "not": {"multipleOf": 2}}, ["4", "4.5", "3", "-2", "0", "0.5", "1e1"])
+    assert not g.matches("4.0") and not g.matches("4e0")  # 4, in another spelling
+    agree({"not": {"type": "object", "dependencies": {"a": ["b"]}}}, ['{}', '1', '{"a":1}'])  # not 2020-12's
+    # not oneOf: none of the branches, or two at once
+    agree({"not": {"oneOf": [{"type": "integer"}, {"minimum": 5}]}}, ["1", "7", "5.5", '"s"', "null", "-3", "4.5"])
     with pytest.raises(tether.UnsupportedSchema, match="not of 'uniqueItems'"):
         tether.json_schema({"type": "array", "not": {"uniqueItems": True}})
 

@@ -35,8 +35,8 @@ from ..ir import Choice, GrammarIR, Repetition, Rule, RuleRef, Sequence, Termina
 from ..regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, Repeat, RegexNode,
                      parse_regex)
 from .formats import format_tree
-from .merge import (ANNOTATIONS, TYPES, X_ANY_OF, X_FORMATS, X_FRACTION, X_NOT, X_NOT_STRINGS, X_NOT_VALUES,
-                    X_ONE_OF, X_PATTERNS, formats_of, json_type, merge, negate, normalize, value_key)
+from .merge import (ANNOTATIONS, TYPES, X_ANY_OF, X_FORMATS, X_FRACTION, X_NOT, X_NOT_MULTIPLES, X_NOT_STRINGS,
+                    X_NOT_VALUES, X_ONE_OF, X_PATTERNS, formats_of, json_type, merge, negate, normalize, value_key)
 from .numbers import integer_tree, number_tree
 from .resolve import Resolver, draft_of, subschemas
 from .strings import ANY_CHAR, canonical_string, json_string, literal_text
@@ -66,6 +66,7 @@ _ASSERTIONS = frozenset((
     "uniqueItems", "contains", "minContains", "maxContains", "properties", "required", "additionalProperties",
     "patternProperties", "propertyNames", "minProperties", "maxProperties", "allOf", "anyOf", "oneOf", "not",
     "$ref", X_PATTERNS, X_FORMATS, X_ANY_OF, X_NOT, X_ONE_OF, X_NOT_STRINGS, X_NOT_VALUES, X_FRACTION,
+    X_NOT_MULTIPLES,
 ))
 _UNSUPPORTED = {
     "$dynamicRef": "dynamic references", "$recursiveRef": "recursive references (2019-09)",
@@ -755,6 +756,18 @@ class _Compiler:
         return self.numeric(s, ctx, integer=False)
 
     def numeric(self, s: dict, ctx: _Ctx, integer: bool, fraction: bool = False) -> Any:
+        if s.get(X_NOT_MULTIPLES):  # the numbers, less the multiples (one text per value)
+            tree = self.numeric({k: v for k, v in s.items() if k != X_NOT_MULTIPLES}, ctx, integer, fraction)
+            bounds = {k: v for k, v in s.items() if k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")}
+            for m in s[X_NOT_MULTIPLES]:
+                multiples = self.numeric({**bounds, "multipleOf": m}, ctx, integer, fraction)
+                if tree is None or not multiples:
+                    continue
+                if not _is_tree(multiples):
+                    self.unsupported("not", f"not of multipleOf {m}", ctx)
+                    continue
+                tree = self.live(Intersect((tree, _CANONICAL_NUMBER, Complement(multiples))))
+            return tree
         lo = hi = None
         lo_x = hi_x = False
         for key, is_lo, exclusive in (("minimum", True, False), ("exclusiveMinimum", True, True),

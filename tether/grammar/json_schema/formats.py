@@ -235,6 +235,21 @@ _JSON_POINTER = "(?:/(?:[^/~]|~[01])*)*"
 # draft-bhutton-relative-json-pointer-00 adds and `jsonschema` does not accept.
 _RELATIVE_JSON_POINTER = f"(?:0|[1-9][0-9]*)(?:#|{_JSON_POINTER})"
 
+# ---------------------------------------------------------------- URI Template (RFC 6570)
+
+# ucschar / iprivate: the non-ASCII characters a literal may hold (no noncharacters).
+_UCS = ("\\u00a0-\\ud7ff\\ue000-\\ufdcf\\ufdf0-\\uffef"
+        + "".join(f"\\U{p:04x}0000-\\U{p:04x}fffd" for p in range(1, 14))
+        + "\\U000e1000-\\U000efffd\\U000f0000-\\U000ffffd\\U00100000-\\U0010fffd")
+# literals: any character but controls, space and these: " % < > \ ^ ` { | } ("%" only in pct-encoded; the
+# apostrophe is a literal, as the JSON Schema Test Suite and `uri_template` read it).
+_UT_LITERAL = f"(?:[!#$&-;=?-\\[\\]_a-z~{_UCS}]|{_PCT})"
+# NARROWING: no op-reserve operators ("=,!@|", reserved for extensions), no pct-encoded variable
+# names, max-length of at most 3 digits: `uri_template` (jsonschema's checker) rejects them.
+_UT_VARSPEC = "[A-Za-z0-9_](?:\\.?[A-Za-z0-9_])*(?::[1-9][0-9]{0,2}|\\*)?"
+_UT_EXPRESSION = f"\\{{[+#./;?&]?{_UT_VARSPEC}(?:,{_UT_VARSPEC})*\\}}"
+_URI_TEMPLATE = f"(?:{_UT_LITERAL}|{_UT_EXPRESSION})*"
+
 # ---------------------------------------------------------------- the table
 
 FORMATS: dict[str, str] = {
@@ -249,6 +264,7 @@ FORMATS: dict[str, str] = {
     "uuid": "[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}",
     "uri": _URI,
     "uri-reference": _URI_REFERENCE,
+    "uri-template": _URI_TEMPLATE,
     "json-pointer": _JSON_POINTER,
     "relative-json-pointer": _RELATIVE_JSON_POINTER,
 }

@@ -13,11 +13,13 @@ Internal keywords are tuples, which no schema read from JSON can have as a key, 
 `"x-patterns"` stays an unknown keyword: `X_PATTERNS` (all must match), `X_FORMATS`, `X_ANY_OF`
 (anyOf lists, all must hold), `X_ONE_OF`, `X_NOT` (schemas the value must not match),
 `X_NOT_STRINGS` (string schemas, by complement), `X_NOT_VALUES` (scalar values excluded),
-`X_FRACTION` (a number that is not an integer), `NORMALIZED` (draft rules applied).
+`X_NOT_MULTIPLES` (numbers a multiple of none of these), `X_FRACTION` (a number that is not an
+integer), `NORMALIZED` (draft rules applied).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from decimal import Decimal
@@ -26,11 +28,12 @@ from typing import Any
 from ...errors import InvalidSchema, UnsupportedSchema, Location
 
 __all__ = ["normalize", "merge", "negate", "value_key", "json_type", "ANNOTATIONS", "TYPES", "X_PATTERNS",
-           "X_FORMATS", "X_ANY_OF", "X_ONE_OF", "X_NOT", "X_NOT_STRINGS", "X_NOT_VALUES", "X_FRACTION"]
+           "X_FORMATS", "X_ANY_OF", "X_ONE_OF", "X_NOT", "X_NOT_STRINGS", "X_NOT_VALUES", "X_NOT_MULTIPLES",
+           "X_FRACTION"]
 
-X_PATTERNS, X_FORMATS, X_ANY_OF, X_ONE_OF, X_NOT, X_NOT_STRINGS, X_NOT_VALUES, X_FRACTION, NORMALIZED = (
-    ("tether", name) for name in ("patterns", "formats", "anyOf", "oneOf", "not", "not-strings", "not-values",
-                                  "fraction", "normalized"))
+X_PATTERNS, X_FORMATS, X_ANY_OF, X_ONE_OF, X_NOT, X_NOT_STRINGS, X_NOT_VALUES, X_NOT_MULTIPLES, X_FRACTION, \
+    NORMALIZED = (("tether", name) for name in ("patterns", "formats", "anyOf", "oneOf", "not", "not-strings",
+                                                "not-values", "not-multiples", "fraction", "normalized"))
 
 TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
 
@@ -42,7 +45,7 @@ ANNOTATIONS = frozenset((
     "markdownDescription", "enumDescriptions", "markdownEnumDescriptions", "errorMessage", NORMALIZED,
 ))
 
-_NUMERIC = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+_NUMERIC = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", X_NOT_MULTIPLES)
 _STRING = ("minLength", "maxLength", "pattern", "format", X_PATTERNS, X_FORMATS, X_NOT_STRINGS)
 _ARRAY = ("items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains",
           "maxContains", "additionalItems", "unevaluatedItems")
@@ -54,6 +57,10 @@ _TYPE_OF_KEYWORD = {k: t for t, ks in (("number", _NUMERIC), ("string", _STRING)
 
 
 _APPLICATORS = frozenset(("not", "allOf", "anyOf", "oneOf"))
+# What a normalised schema may still hold that negation cannot see through (`dependencies`, `if`
+# and the like are gone by then, or unknown keywords of a later draft).
+_REFERENCES = frozenset(("$ref", "$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems"))
+_MAX_NEGATED_ONE_OF = 8
 # Keywords the compiler resolves before merging (a second copy in a branch is a compiler gap).
 _MERGED_ELSEWHERE = frozenset(("$ref", "$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems",
                                "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies"))
@@ -259,7 +266,7 @@ def merge(a: Any, b: Any, pointer: str = "") -> Any:
             continue
         elif key in ("additionalProperties", "patternProperties", "prefixItems"):
             continue  # below
-        elif key == X_NOT_VALUES:
+        elif key in (X_NOT_VALUES, X_NOT_MULTIPLES):
             out[key] = [*mine, *value]
         elif key == X_FRACTION:
             out[key] = True
@@ -364,7 +371,7 @@ def negate(schema: Any, pointer: str) -> Any:
     Exact for booleans, `type`, `const`/`enum` of scalars, numeric bounds, string keywords (by
     complement of their automaton), `required`, `properties` whose negation is exact,
     `minItems`/`maxItems`, `items` or `prefixItems` (some item fails), `contains` (no item
-    satisfies), `minProperties`/`maxProperties`, and `anyOf`/`allOf`/`not` of those; keywords
+    satisfies), `minProperties`/`maxProperties`, and `anyOf`/`allOf`/`oneOf`/`not` of those; keywords
     unknown to JSON Schema constrain nothing. Anything else raises `UnsupportedSchema("not", ...)`.
     """
     if schema is True:
@@ -383,17 +390,21 @@ def negate(schema: Any, pointer: str) -> Any:
         if rest:
             options.append(negate(rest, pointer))
         return {"anyOf": options}
-    if "anyOf" in s or "allOf" in s or "oneOf" in s or X_ANY_OF in s:
-        if "oneOf" in s:
-            raise UnsupportedSchema("not", "not of a oneOf", pointer=pointer)
+    if s.keys() & {"anyOf", "allOf", "oneOf", X_ANY_OF, X_ONE_OF}:
         parts: list[Any] = []
-        rest = {k: v for k, v in s.items() if k not in ("anyOf", "allOf", X_ANY_OF)}
+        rest = {k: v for k, v in s.items() if k not in ("anyOf", "allOf", "oneOf", X_ANY_OF, X_ONE_OF)}
         if rest:
             parts.append(negate(rest, pointer))
         for branch in s.get("allOf", []):
             parts.append({"not": branch})
         for group in ([s["anyOf"]] if "anyOf" in s else []) + s.get(X_ANY_OF, []):
             parts.append({"allOf": [{"not": b} for b in group]})
+        for group in ([s["oneOf"]] if "oneOf" in s else []) + s.get(X_ONE_OF, []):
+            if len(group) > _MAX_NEGATED_ONE_OF:
+                raise UnsupportedSchema("not", f"not of a oneOf of {len(group)} branches", pointer=pointer)
+            # none of the branches, or two at once
+            parts.append({"allOf": [{"not": b} for b in group]})
+            parts.extend({"allOf": [x, y]} for x, y in itertools.combinations(group, 2))
         return {"anyOf": parts}
     types = s.get("type")
     allowed = list(TYPES) if types is None else [t for t in TYPES if t in types or (t == "integer" and "number" in types)]
@@ -405,7 +416,7 @@ def negate(schema: Any, pointer: str) -> Any:
     for key in list(s):
         if key in ("type", "const", "enum") or key in _TYPE_OF_KEYWORD:
             continue
-        if isinstance(key, str) and key not in _MERGED_ELSEWHERE and key not in _APPLICATORS:
+        if isinstance(key, str) and key not in _REFERENCES and key not in _APPLICATORS:
             del s[key]  # unknown to JSON Schema: it constrains nothing, and neither does its negation
             continue
         name = key[1] if isinstance(key, tuple) else key  # an internal keyword: the one it came from
@@ -450,6 +461,10 @@ def _negate_keywords(t: str, rest: dict, pointer: str) -> list[dict]:
                 out.append({"exclusiveMinimum": value})
             elif key == "exclusiveMaximum":
                 out.append({"minimum": value})
+            elif key == "multipleOf":
+                out.append({X_NOT_MULTIPLES: [value]})
+            elif key == X_NOT_MULTIPLES:
+                out.extend({"multipleOf": m} for m in value)
             else:
                 raise UnsupportedSchema("not", f"not of {key!r}", pointer=pointer)
         return out
