@@ -174,6 +174,10 @@ def test_not_of_multiple_of_excludes_the_values_whatever_their_spelling():
     g = agree({"type": "number", "not": {"multipleOf": 2}}, ["4", "4.5", "3", "-2", "0", "0.5", "1e1"])
     assert not g.matches("4.0") and not g.matches("4e0")  # 4, in another spelling
     agree({"not": {"type": "object", "dependencies": {"a": ["b"]}}}, ['{}', '1', '{"a":1}'])  # not 2020-12's
+    agree({"not": {"enum": [{"a": 1, "b": [2]}, [1, "x"], 3]}},
+          ['{"a":1,"b":[2]}', '{"a":1,"b":[2.0]}', '{"a":2,"b":[2]}', '{"a":1}', '{}', '{"a":1,"b":[2],"c":0}',
+           '{"a":1,"b":[2,3]}', '[1,"x"]', '[1]', '[1,"x",2]', '["x",1]', '[]', '3', '4', '"s"'],
+          additional_properties="allow", property_order="any")
     # not oneOf: none of the branches, or two at once
     agree({"not": {"oneOf": [{"type": "integer"}, {"minimum": 5}]}}, ["1", "7", "5.5", '"s"', "null", "-3", "4.5"])
     with pytest.raises(tether.UnsupportedSchema, match="not of 'uniqueItems'"):

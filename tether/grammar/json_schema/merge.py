@@ -368,11 +368,12 @@ def _merge_prefix(out: dict, a: dict, b: dict) -> None:
 def negate(schema: Any, pointer: str) -> Any:
     """A schema valid exactly where `schema` (normalised, `$ref`-free at its top) is not.
 
-    Exact for booleans, `type`, `const`/`enum` of scalars, numeric bounds, string keywords (by
-    complement of their automaton), `required`, `properties` whose negation is exact,
-    `minItems`/`maxItems`, `items` or `prefixItems` (some item fails), `contains` (no item
-    satisfies), `minProperties`/`maxProperties`, and `anyOf`/`allOf`/`oneOf`/`not` of those; keywords
-    unknown to JSON Schema constrain nothing. Anything else raises `UnsupportedSchema("not", ...)`.
+    Exact for booleans, `type`, `const`/`enum` (of containers too, item by item), numeric
+    bounds and `multipleOf`, string keywords (by complement of their automaton), `required`,
+    `properties` whose negation is exact, `minItems`/`maxItems`, `items` or `prefixItems` (some
+    item fails), `contains` (no item satisfies), `minProperties`/`maxProperties`, and
+    `anyOf`/`allOf`/`oneOf`/`not` of those; keywords unknown to JSON Schema constrain nothing.
+    Anything else raises `UnsupportedSchema("not", ...)`.
     """
     if schema is True:
         return False
@@ -430,11 +431,24 @@ def negate(schema: Any, pointer: str) -> Any:
         branches = [] if not rest else _negate_keywords(t, rest, pointer)
         if values is not None:
             mine = [v for v in values if json_type(v) == t or (t == "number" and json_type(v) == "integer")]
-            if any(isinstance(v, (list, dict)) for v in mine):
-                raise UnsupportedSchema("not", "not of an enum with array or object values", pointer=pointer)
-            branches.append({X_NOT_VALUES: mine})
+            if t in ("array", "object"):
+                branches.append({"allOf": [_other_than(v) for v in mine]})
+            else:
+                branches.append({X_NOT_VALUES: mine})
         out.extend({"type": [t], **b} for b in branches)
     return {"anyOf": out} if out else False
+
+
+def _other_than(value: list | dict) -> dict:
+    """The arrays (or objects) other than `value`: one shorter or longer, or one differing item
+    (a member missing, or one of another value)."""
+    if isinstance(value, dict):
+        return {"anyOf": [{"minProperties": len(value) + 1},
+                          *({"properties": {k: False}} for k in value),
+                          *({"required": [k], "properties": {k: {"not": {"const": v}}}} for k, v in value.items())]}
+    return {"anyOf": [*([{"maxItems": len(value) - 1}] if value else []), {"minItems": len(value) + 1},
+                      *({"minItems": i + 1, "prefixItems": [True] * i + [{"not": {"const": v}}]}
+                        for i, v in enumerate(value))]}
 
 
 def _other_types(allowed: list[str]) -> list[dict]:
