@@ -471,12 +471,16 @@ class Terms:
         if got is not None:
             return got
         nxt = NEWLINE if byte == 10 else OTHER
-        kind, a, b, c, flags = self.kind, self.a, self.b, self.c, self.flags
+        kind, a, b, c, flags, first = self.kind, self.a, self.b, self.c, self.flags, self.first
         stack = [t]
         while stack:
             u = stack[-1]
             ku = self._key(u, byte, prev)
             if ku in memo:
+                stack.pop()
+                continue
+            if not first[u] >> byte & 1:  # no member starts with byte: nothing to derive
+                memo[ku] = EMPTY
                 stack.pop()
                 continue
             if deadline is not None:
@@ -543,7 +547,7 @@ class Terms:
         """The options of an alternation that may start with `byte` (indexed once for big ones)."""
         options = self.a[u]
         if len(options) <= 16:
-            return options
+            return tuple(o for o in options if self.first[o] >> byte & 1)
         index = self._alt_index.get(u)
         if index is None:
             buckets: dict[int, list[int]] = {}

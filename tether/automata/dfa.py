@@ -190,7 +190,11 @@ class LazyDFA:
         term, prev = self._state_term[s], self._state_prev[s]
         classes = terms.classes(term)
         targets = np.empty(len(classes), dtype=np.int32)
+        first = terms.first[term]
         for i, (lo, _) in enumerate(classes):
+            if not first >> lo & 1:  # no member starts with this class's bytes
+                targets[i] = DEAD
+                continue
             d = terms.derive(term, lo, prev, deadline)
             targets[i] = DEAD if d == EMPTY else self._state(d, NEWLINE if lo == 10 else OTHER)
         deadline.check_now()  # once per state: a step of many states is stopped on time

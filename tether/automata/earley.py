@@ -269,16 +269,18 @@ class CFGAutomaton:
             if not live:
                 self.lex_table[s] = DEAD
                 return
-            steps = np.stack([self.lexer_dfas[term].row(q)[self._class_map[term]] for term, q in live])
-            columns, inverse = np.unique(steps, axis=1, return_inverse=True)
-            targets = np.empty(columns.shape[1], dtype=np.int32)
-            for k, column in enumerate(columns.T.tolist()):
+            steps = [self.lexer_dfas[term].row(q)[self._class_map[term]].tolist() for term, q in live]
+            index: dict[tuple, int] = {}
+            inverse = np.fromiter((index.setdefault(column, len(index)) for column in zip(*steps)),
+                                  dtype=np.intp, count=n_classes)
+            targets = np.empty(len(index), dtype=np.int32)
+            for k, column in enumerate(index):
                 deadline.check()
                 nxt = {(term, q2, False) for (term, _), q2 in zip(live, column) if q2 >= 0}
                 if any(term >= n_real and self.lexer_dfas[term].accepting(q2) for term, q2, _ in nxt):
                     nxt.update(self._restarts[restart])  # what may follow an ignored lexeme starts here
                 targets[k] = self._lexer(tuple(sorted(nxt)), restart) if nxt else DEAD
-            self.lex_table[s] = targets[inverse.reshape(n_classes)]
+            self.lex_table[s] = targets[inverse]
 
     def lexer_step(self, s: int, c: int) -> int:
         if self.lex_table[s, 0] == UNEXPANDED:
