@@ -540,7 +540,7 @@ class _Compiler:
             negations = {}  # lenient: any of the branches
         options = []
         for i, flat in enumerate(flats):
-            if isinstance(flat, _Opaque):  # overlaps no other branch (checked above)
+            if isinstance(flat, _Opaque):  # overlaps no other branch (checked above), or lenient
                 options.append(self.intersect_opaque(rest, flat, ctx))
                 continue
             m = merge(rest, flat, ctx.pointer)
@@ -646,10 +646,6 @@ class _Compiler:
                 if self.disjoint(fa, fb, ctx, depth + 1):
                     return True
         return False
-
-    def _plain(self, branch: Any, ctx: _Ctx) -> Any:
-        flat = self.flatten(branch, branch.ctx if isinstance(branch, _Located) else ctx)
-        return flat.schema if isinstance(flat, _Opaque) else flat
 
     # ---- types -------------------------------------------------------------------------------
 
