@@ -169,7 +169,8 @@ def test_not_of_item_keywords_and_of_unknown_keywords():
 
 
 def test_not_of_multiple_of_excludes_the_values_whatever_their_spelling():
-    agree({"type": "integer", "minimum": 0, "maximum": 20, "not": {"multipleOf": 3}}, [str(i) for i in range(-1, 22)])
+    agree({"type": "integer", "minimum": 0, "maximum": 20, "not": {"multipleOf": 3}},
+          [str(i) for i in range(-1, 22)])
     agree({"type": "integer", "not": {"multipleOf": 4}}, ["8", "12", "13", "-4", "-6", "100", "102", "0"])
     g = agree({"type": "number", "not": {"multipleOf": 2}}, ["4", "4.5", "3", "-2", "0", "0.5", "1e1"])
     assert not g.matches("4.0") and not g.matches("4e0")  # 4, in another spelling

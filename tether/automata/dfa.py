@@ -192,7 +192,7 @@ class LazyDFA:
         targets = np.empty(len(classes), dtype=np.int32)
         first = terms.first[term]
         for i, (lo, _) in enumerate(classes):
-            if not first >> lo & 1:  # no member starts with this class's bytes
+            if not first >> lo & 1:  # derive would say ∅ too: most classes of a row, so spare the call
                 targets[i] = DEAD
                 continue
             d = terms.derive(term, lo, prev, deadline)

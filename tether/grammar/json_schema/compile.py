@@ -754,7 +754,8 @@ class _Compiler:
     def numeric(self, s: dict, ctx: _Ctx, integer: bool, fraction: bool = False) -> Any:
         if s.get(X_NOT_MULTIPLES):  # the numbers, less the multiples (one text per value)
             tree = self.numeric({k: v for k, v in s.items() if k != X_NOT_MULTIPLES}, ctx, integer, fraction)
-            bounds = {k: v for k, v in s.items() if k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")}
+            bounds = {k: v for k, v in s.items()
+                      if k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")}
             for m in s[X_NOT_MULTIPLES]:
                 multiples = self.numeric({**bounds, "multipleOf": m}, ctx, integer, fraction)
                 if tree is None or not multiples:

@@ -445,7 +445,8 @@ def _other_than(value: list | dict) -> dict:
     if isinstance(value, dict):
         return {"anyOf": [{"minProperties": len(value) + 1},
                           *({"properties": {k: False}} for k in value),
-                          *({"required": [k], "properties": {k: {"not": {"const": v}}}} for k, v in value.items())]}
+                          *({"required": [k], "properties": {k: {"not": {"const": v}}}}
+                            for k, v in value.items())]}
     return {"anyOf": [*([{"maxItems": len(value) - 1}] if value else []), {"minItems": len(value) + 1},
                       *({"minItems": i + 1, "prefixItems": [True] * i + [{"not": {"const": v}}]}
                         for i, v in enumerate(value))]}
