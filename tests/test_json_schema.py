@@ -358,6 +358,13 @@ def test_a_schema_nothing_satisfies_is_an_empty_language():
         tether.json_schema(False)
 
 
+@pytest.mark.parametrize("schema", [{"$ref": "#"},
+                                    {"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]}])
+def test_a_schema_whose_instances_never_end_is_an_empty_language(schema):
+    with pytest.raises(tether.EmptyLanguage, match="no finite instance"):
+        tether.json_schema(schema, additional_properties="allow", property_order="any")
+
+
 def test_options_are_checked():
     with pytest.raises(ValueError, match="property_order"):
         tether.json_schema({}, property_order="sorted")

@@ -196,17 +196,15 @@ def json_schema(schema: Any, *, whitespace: str = "compact", property_order: str
         schema, parse = schema_of_type(schema)
     else:
         parse = json.loads
-    result = schema_to_ir(schema, options, resources=resources, limits=limits)
-    ir, dropped = result.ir, result.dropped
-    if dropped:
-        warnings.warn("lenient JSON Schema: these keywords are not enforced, outputs may fail validation: "
-                      + "; ".join(dropped), stacklevel=2)
     try:
+        result = schema_to_ir(schema, options, resources=resources, limits=limits)
+        ir, dropped = result.ir, result.dropped
+        if dropped:
+            warnings.warn("lenient JSON Schema: these keywords are not enforced, outputs may fail validation: "
+                          + "; ".join(dropped), stacklevel=2)
         compiled = JSONSchema(ir, schema, dropped, limits=limits, parse=parse, unique_paths=result.unique_paths)
-    except GrammarError as e:  # e.g. {"$ref": "#"}: references that never reach a value
-        from ..errors import InvalidSchema
-
-        raise InvalidSchema(f"no finite instance: {e.reason}") from None
+    except GrammarError as e:  # e.g. {"$ref": "#"}, or a required property holding the whole schema
+        raise EmptyLanguage(f"no finite instance: {e.reason}") from None
     if key is not None:
         _SCHEMAS[key] = compiled
         while len(_SCHEMAS) > _SCHEMA_CACHE_SIZE:
