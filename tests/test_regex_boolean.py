@@ -232,6 +232,18 @@ def test_universe_and_emptiness():
                                 {"T": Terminal("T", Intersect((parse_regex("a"), parse_regex("b"))))}))
 
 
+
+def test_a_liveness_search_derives_only_until_it_meets_a_live_state():
+    # After "ab " the words pattern needs one more word; the first class tried ("!") closes one,
+    # so the search derives that class alone: no row of the other ~20 classes is built.
+    words = Intersect((parse_regex(r"(?:\S+\s+){0,49}\S+"), parse_regex(r"(?s:.{1,500})")))
+    dfa = LazyDFA.from_tree(words)
+    after = dfa.step(dfa.initial, b"ab ")
+    derived = len(dfa.terms._derivatives)
+    assert dfa.is_live(after) and not dfa.accepting(after)
+    assert after not in dfa._raw and len(dfa.terms._derivatives) - derived <= 8
+    assert dfa.matches(b"ab c") and not dfa.matches(b"ab ") and not dfa.matches(b"x" * 501)
+
 def test_nodes_compare_by_identity_and_render():
     a = parse_regex("a")
     assert Intersect((a,)) != Intersect((a,)) and len({Complement(a), Complement(a)}) == 2

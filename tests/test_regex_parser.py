@@ -289,6 +289,15 @@ def test_escapes_re_refuses_are_invalid(pattern):
     assert info.value.position == reference.value.pos
 
 
+@pytest.mark.parametrize("pattern", [r"(?<=a|bc)x", r"x(?<!a*)", r"(?:(?<=ab?))c"])
+def test_lookbehind_widths_re_refuses_are_invalid(pattern):
+    # re checks these widths when it generates code, after parsing: that check must still run.
+    with pytest.raises(re.error):
+        re.compile(pattern)
+    with pytest.raises(InvalidPattern, match="look-behind"):
+        parse_regex(pattern)
+
+
 # ---------------------------------------------------------------- generated corners, against re
 
 _CORNER_ATOMS = ["a", "b", "7", "{", "}", ",", "٣", "３", " ", "#", "\n", ".", r"\d", r"\١", r"\٣", r"\0", r"\00",

@@ -235,6 +235,27 @@ class LazyDFA:
             got = self._finished[s] = bool(self._accepting[s] and (self.row(s) < 0).all())
         return got
 
+    def _successors(self, s: int, deadline: Deadline):
+        """The states one byte leads to from s, each once. An unbuilt row is derived one class
+        at a time, so a liveness search that stops at the first live successor builds no row."""
+        row = self.table[s] if self.table[s, 0] != UNEXPANDED else self._raw.get(s)
+        if row is not None:
+            yield from (t for t in np.unique(row).tolist() if t >= 0)
+            return
+        deadline.check_now()
+        terms = self.terms
+        term, prev = self._state_term[s], self._state_prev[s]
+        first = terms.first[term]
+        seen = set()
+        for lo, _ in terms.classes(term):
+            if first >> lo & 1:
+                d = terms.derive(term, lo, prev, deadline)
+                if d != EMPTY:
+                    t = self._state(d, NEWLINE if lo == 10 else OTHER)
+                    if t not in seen:
+                        seen.add(t)
+                        yield t
+
     def is_live(self, s: int, deadline: Deadline | None = None) -> bool:
         """Whether acceptance is reachable from s. Only states with assertions, intersections or
         complements need a search: any other state's term is ∅ exactly when its language is
@@ -254,10 +275,9 @@ class LazyDFA:
             shortest = self.terms.min_bytes
             while stack:
                 u = stack.pop()
-                row = self.table[u] if self.table[u, 0] != UNEXPANDED else self._raw_row(u, deadline)
                 found = []
-                for t in np.unique(row).tolist():
-                    if t < 0 or t in parent or self._live.get(t) is False:
+                for t in self._successors(u, deadline):
+                    if t in parent or self._live.get(t) is False:
                         continue
                     if self._accepting[t] or self._live.get(t) or not flags[self._state_term[t]] & NEEDS_SEARCH:
                         # Live, and so is every state on the way here: the next search stops at them.
