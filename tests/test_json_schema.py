@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import itertools
 import json
 import re
 import typing
@@ -154,10 +155,56 @@ def test_one_of_branches_apart_through_their_applicators():
         {"properties": {"a": {}, "b": {}}, "allOf": [{"required": ["a"]}], "additionalProperties": False},
         {"properties": {"a": {}, "c": {}}, "allOf": [{"required": ["c"]}], "additionalProperties": False}]},
         ['{"a":1}', '{"a":1,"b":2}', '{"c":1}', '{"a":1,"c":2}', '{}', '{"b":1}', '{"a":1,"b":2,"c":3}'])
-    # Apart branch by branch of an anyOf (whose negation, of additionalProperties, has no construction).
+    # Apart branch by branch of an anyOf.
     agree({"oneOf": [{"type": "array"}, {"anyOf": [{"type": "object", "additionalProperties": {"type": "integer"}},
                                                    {"type": "string"}]}]},
           ['[]', '[1]', '"s"', '{"a":1}', '{"a":"x"}', '1', 'null'], additional_properties="allow")
+
+
+@pytest.mark.parametrize("branches", [[{"$ref": "#"}, {"type": "string"}], [{"type": "string"}, {"$ref": "#"}]])
+def test_all_of_reads_every_branch_beside_a_recursive_one(branches):
+    # The branch after the recursive one was dropped: {"a": {}} was accepted, yet "a" must be a string.
+    with pytest.raises(tether.UnsupportedSchema, match="recursive") as e:
+        tether.json_schema({"properties": {"a": {"allOf": branches}}}, additional_properties="allow")
+    assert e.value.keyword == "allOf"
+
+
+def _small_objects(keys, values) -> list[str]:
+    """Every object of up to three members with these keys and values, in every order."""
+    texts = ["{}"]
+    for n in (1, 2, 3):
+        for names in itertools.permutations(keys, n):
+            for vals in itertools.product(values, repeat=n):
+                texts.append(json.dumps(dict(zip(names, vals)), separators=(",", ":")))
+    return texts
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "not": {"propertyNames": {"pattern": "^a"}}},
+    {"type": "object", "properties": {"a": {"type": "integer"}}, "not": {"propertyNames": {"maxLength": 1}}},
+    {"type": "object", "not": {"patternProperties": {"^a": {"type": "integer"}, "b$": {"type": "string"}}}},
+    {"type": "object", "properties": {"b": {"type": "string"}, "ab": {}}, "required": ["b"],
+     "not": {"properties": {"ab": {"type": "integer"}}, "additionalProperties": {"type": "integer"}}},
+    {"type": "object", "patternProperties": {"^b": {"type": "integer"}},
+     "not": {"patternProperties": {"^a": {}}, "additionalProperties": False}},
+    # Two witnesses at once, within a count bound: one key holding both letters, or two keys.
+    {"type": "object", "maxProperties": 2, "allOf": [{"not": {"propertyNames": {"not": {"pattern": "a"}}}},
+                                                     {"not": {"propertyNames": {"not": {"pattern": "b"}}}}]},
+    # A discriminator apart, the other branch overlapping: its negation needs a witness member.
+    {"type": "object", "oneOf": [{"properties": {"a": {"type": "integer"}}, "additionalProperties": False},
+                                 {"propertyNames": {"enum": ["a", "b"]}}]},
+])
+@pytest.mark.parametrize("order", ["any", "declared"])
+def test_not_of_object_keywords_needs_some_member(schema, order):
+    texts = _small_objects(["a", "b", "ab", "1", "ba"], [1, "x"])
+    if order == "any":
+        agree(schema, texts, property_order="any", additional_properties="allow")
+        return
+    # Declared order and no undescribed members unless needed: fewer texts, each still valid.
+    g = tether.json_schema(schema, additional_properties="none")
+    validator = jsonschema.Draft202012Validator(schema)
+    accepted = [t for t in texts if g.matches(t)]
+    assert accepted and all(validator.is_valid(json.loads(t)) for t in accepted)
 
 
 def test_not_of_item_keywords_and_of_unknown_keywords():

@@ -36,7 +36,8 @@ from ..regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, 
                      parse_regex)
 from .formats import format_tree
 from .merge import (ANNOTATIONS, TYPES, X_ANY_OF, X_FORMATS, X_FRACTION, X_NOT, X_NOT_MULTIPLES, X_NOT_STRINGS,
-                    X_NOT_VALUES, X_ONE_OF, X_PATTERNS, formats_of, json_type, merge, negate, normalize, value_key)
+                    X_NOT_VALUES, X_ONE_OF, X_PATTERNS, X_SOME_MEMBERS, formats_of, json_type, merge, negate,
+                    normalize, value_key)
 from .numbers import integer_tree, number_tree
 from .resolve import Resolver, draft_of, subschemas
 from .strings import ANY_CHAR, canonical_string, json_string, literal_text
@@ -58,16 +59,6 @@ _MAX_INLINED = 3  # oneOf as "this branch and none of the others": cases per bra
 _IR = (RuleRef, TerminalRef, Sequence, Choice, Repetition)
 EPS = Concat(())
 
-# Keywords the compiler reads; anything else that is not an annotation is unknown to JSON
-# Schema and ignored, as validators ignore it.
-_ASSERTIONS = frozenset((
-    "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-    "minLength", "maxLength", "pattern", "format", "items", "prefixItems", "minItems", "maxItems",
-    "uniqueItems", "contains", "minContains", "maxContains", "properties", "required", "additionalProperties",
-    "patternProperties", "propertyNames", "minProperties", "maxProperties", "allOf", "anyOf", "oneOf", "not",
-    "$ref", X_PATTERNS, X_FORMATS, X_ANY_OF, X_NOT, X_ONE_OF, X_NOT_STRINGS, X_NOT_VALUES, X_FRACTION,
-    X_NOT_MULTIPLES,
-))
 _UNSUPPORTED = {
     "$dynamicRef": "dynamic references", "$recursiveRef": "recursive references (2019-09)",
     "unevaluatedProperties": "unevaluatedProperties", "unevaluatedItems": "unevaluatedItems",
@@ -385,12 +376,18 @@ class _Compiler:
             if not isinstance(branches, list):
                 raise InvalidSchema("allOf must be a list of schemas", location=Location(pointer=ctx.pointer))
             merged: Any = rest
+            opaque: dict[int, _Opaque] = {}  # recursive branches, by schema: merged with nothing
             for i, branch in enumerate(branches):
                 flat = self.flatten(branch, _sub(ctx, f"/allOf/{i}"))
                 if isinstance(flat, _Opaque):
-                    return self.intersect_opaque(merged, flat, ctx)
-                merged = merge(merged, flat, ctx.pointer)
-            return self.flat_or_bool(merged, ctx)
+                    opaque.setdefault(id(flat.schema), flat)
+                else:
+                    merged = merge(merged, flat, ctx.pointer)
+            if not opaque:
+                return self.flat_or_bool(merged, ctx)
+            if len(opaque) > 1:
+                self.unsupported("allOf", f"{len(opaque)} different recursive schemas in one allOf", ctx)
+            return self.intersect_opaque(merged, next(iter(opaque.values())), ctx)
         for key in ("anyOf", "oneOf"):
             if key in s:
                 branches = s[key]
@@ -1075,7 +1072,11 @@ class _Compiler:
 
     # ---- objects -----------------------------------------------------------------------------
 
-    def t_object(self, s: dict, ctx: _Ctx) -> Any:
+    def t_object(self, s: dict, ctx: _Ctx, witnesses: tuple[tuple[RegexNode, Any], ...] = ()) -> Any:
+        """`witnesses`: (key texts, value schema) of members that must be there, undeclared ones,
+        one each."""
+        if s.get(X_SOME_MEMBERS):
+            return self.some_members(s, ctx, witnesses)
         props = s.get("properties", {})
         if not isinstance(props, dict):
             raise InvalidSchema("properties must be an object", location=Location(pointer=ctx.pointer))
@@ -1090,7 +1091,7 @@ class _Compiler:
             names_flat = self.flatten(names, _sub(ctx, "/propertyNames"))
             if names_flat is False:
                 names_tree = None
-                if required:
+                if required or witnesses:
                     return None
                 return self.seq(self.lit("{"), self.w(), self.lit("}"))
             if isinstance(names_flat, _Opaque):
@@ -1121,6 +1122,11 @@ class _Compiler:
                 continue
             members.append((member, key in required))
         extras = self.extra_members(declared, patterns, extra, names_tree, ctx)
+        for witness in witnesses:
+            member = self.extra_members(declared, patterns, extra, names_tree, ctx, witness)
+            if member is None:
+                return None
+            members.append((member, True))
         if self.options.property_order == "any" and len(members) + (extras is not None) > 1:
             body = self.any_order(members, extras, lo, hi)
         else:
@@ -1148,9 +1154,58 @@ class _Compiler:
             content = listed if content is None else Intersect((listed, content))
         return Alternation(()) if content is None else content
 
-    def extra_members(self, declared: list[str], patterns: dict, extra: Any, names_tree, ctx: _Ctx) -> Any:
+    def some_members(self, s: dict, ctx: _Ctx, witnesses: tuple[tuple[RegexNode, Any], ...]) -> Any:
+        """Objects with, for each (key schema, value schema) of `X_SOME_MEMBERS`, a member whose
+        key and value they accept. The first one's member is a declared property whose key the
+        key schema accepts (then required, its value joined with the value schema), or an
+        undeclared member (under patternProperties or additionalProperties, joined with it
+        likewise): one more, or one that an earlier witness already asks for. The union of
+        those objects is exact."""
+        (key_schema, value_schema), *later = s[X_SOME_MEMBERS]
+        rest = {k: v for k, v in s.items() if k != X_SOME_MEMBERS}
+        if later:
+            rest[X_SOME_MEMBERS] = later
+        keys = self.key_texts(key_schema, ctx)
+        if keys is None:
+            return None
+        props, patterns = rest.get("properties", {}), rest.get("patternProperties", {})
+        required = rest.get("required", [])
+        options = []
+        for key in dict.fromkeys([*props, *required]):
+            if self.live(Intersect((literal_text(key), keys))) is None:
+                continue
+            if key in props:
+                own = props[key]
+            else:  # what t_object reads for it: its patterns (joined there), else additionalProperties
+                own = True if any(_search(p, key) for p in patterns) else rest.get("additionalProperties", True)
+            options.append(self.t_object({**rest, "properties": {**props, key: {"allOf": [own, value_schema]}},
+                                          "required": [*required, key]}, ctx, witnesses))
+        options.append(self.t_object(rest, ctx, (*witnesses, (keys, value_schema))))
+        for i, (other_keys, other_value) in enumerate(witnesses):
+            both = self.live(Intersect((other_keys, keys)))
+            if both is not None:
+                joined = (both, {"allOf": [other_value, value_schema]})
+                options.append(self.t_object(rest, ctx, (*witnesses[:i], joined, *witnesses[i + 1:])))
+        return self.alt(options)
+
+    def key_texts(self, schema: Any, ctx: _Ctx) -> RegexNode | None:
+        """The JSON texts of the keys (strings) `schema` accepts, as a tree; None if none."""
+        flat = self.flatten(schema, ctx)
+        if isinstance(flat, _Opaque):
+            self.unsupported("propertyNames", "a recursive schema for keys", ctx)
+            return None
+        texts = self.flat_or_bool(merge({"type": ["string"]}, flat, ctx.pointer), ctx)
+        if texts is not None and not _is_tree(texts):
+            self.unsupported("propertyNames", "a key schema that is not regular", ctx)
+            return None
+        return texts
+
+    def extra_members(self, declared: list[str], patterns: dict, extra: Any, names_tree, ctx: _Ctx,
+                      witness: tuple[RegexNode, Any] | None = None) -> Any:
         """One member whose key is none of the declared ones: by patternProperties, then
-        additionalProperties (generated only when described, or when the option allows)."""
+        additionalProperties (generated only when described, or when the option allows).
+        `witness` (key texts, value schema) narrows the member to those keys and values, and
+        an additionalProperties member is then generated whatever the option."""
         if not isinstance(patterns, dict):
             raise InvalidSchema("patternProperties must be an object", location=Location(pointer=ctx.pointer))
         pattern_list = list(patterns.items())
@@ -1166,17 +1221,20 @@ class _Compiler:
             outside = [t for i, t in enumerate(trees) if not mask >> i & 1]
             key = [t[0] for t in inside] + [Complement(t[0]) for t in outside]
             sub_ctx = _sub(ctx, f"/patternProperties/{_escape(inside[0][1])}", _UNKNOWN)
-            value = self.node(inside[0][2], sub_ctx) if len(inside) == 1 else \
-                self.flat({"allOf": [t[2] for t in inside]}, sub_ctx)
-            options.append(self.extra_member(key, not_declared, names_tree, value))
-        if extra is not False and (extra is not True or self.options.additional_properties == "allow"):
+            values = [t[2] for t in inside] + ([witness[1]] if witness else [])
+            value = self.node(values[0], sub_ctx) if len(values) == 1 else self.flat({"allOf": values}, sub_ctx)
+            options.append(self.extra_member(key, not_declared, names_tree, value, witness))
+        if extra is not False and (witness or extra is not True or self.options.additional_properties == "allow"):
             key = [Complement(t[0]) for t in trees]
-            value = self.any_value() if extra is True else \
-                self.node(extra, _sub(ctx, "/additionalProperties", _UNKNOWN))
-            options.append(self.extra_member(key, not_declared, names_tree, value))
+            sub_ctx = _sub(ctx, "/additionalProperties", _UNKNOWN)
+            if witness:
+                value = self.flat({"allOf": [extra, witness[1]]}, sub_ctx)
+            else:
+                value = self.any_value() if extra is True else self.node(extra, sub_ctx)
+            options.append(self.extra_member(key, not_declared, names_tree, value, witness))
         return self.alt(options)
 
-    def extra_member(self, key_parts: list, not_declared, names_tree, value) -> Any:
+    def extra_member(self, key_parts: list, not_declared, names_tree, value, witness=None) -> Any:
         if value is None:
             return None
         parts = list(key_parts) + ([not_declared] if not_declared is not None else [])
@@ -1184,8 +1242,10 @@ class _Compiler:
         key = json_string(content, canonical=True)
         if names_tree is not None:
             key = Intersect((key, json_string(names_tree, canonical=True)))
-        if key_parts or names_tree is not None:
-            key = self.live(key)  # patterns and propertyNames may leave no key at all
+        if witness is not None:
+            key = Intersect((key, witness[0]))
+        if key_parts or names_tree is not None or witness is not None:
+            key = self.live(key)  # patterns, propertyNames and a witness may leave no key at all
         return self.seq(key, self.punct(":"), value)
 
     def declared_order(self, members: list[tuple[Any, bool]], extras: Any, lo: int, hi: int | None) -> Any:

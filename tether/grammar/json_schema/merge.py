@@ -14,7 +14,9 @@ Internal keywords are tuples, which no schema read from JSON can have as a key, 
 (anyOf lists, all must hold), `X_ONE_OF`, `X_NOT` (schemas the value must not match),
 `X_NOT_STRINGS` (string schemas, by complement), `X_NOT_VALUES` (scalar values excluded),
 `X_NOT_MULTIPLES` (numbers a multiple of none of these), `X_FRACTION` (a number that is not an
-integer), `NORMALIZED` (draft rules applied).
+integer), `X_SOME_MEMBERS` ((key schema, value schema) pairs: for each, some member whose key and
+value they accept; the negation of `propertyNames`, `patternProperties` and `additionalProperties`),
+`NORMALIZED` (draft rules applied).
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from ...errors import InvalidSchema, UnsupportedSchema, Location
 
 __all__ = ["normalize", "merge", "negate", "value_key", "json_type", "ANNOTATIONS", "TYPES", "X_PATTERNS",
            "X_FORMATS", "X_ANY_OF", "X_ONE_OF", "X_NOT", "X_NOT_STRINGS", "X_NOT_VALUES", "X_NOT_MULTIPLES",
-           "X_FRACTION"]
+           "X_FRACTION", "X_SOME_MEMBERS"]
 
 X_PATTERNS, X_FORMATS, X_ANY_OF, X_ONE_OF, X_NOT, X_NOT_STRINGS, X_NOT_VALUES, X_NOT_MULTIPLES, X_FRACTION, \
-    NORMALIZED = (("tether", name) for name in ("patterns", "formats", "anyOf", "oneOf", "not", "not-strings",
-                                                "not-values", "not-multiples", "fraction", "normalized"))
+    X_SOME_MEMBERS, NORMALIZED = (("tether", name) for name in (
+        "patterns", "formats", "anyOf", "oneOf", "not", "not-strings", "not-values", "not-multiples", "fraction",
+        "some-members", "normalized"))
 
 TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
 
@@ -50,7 +53,7 @@ _STRING = ("minLength", "maxLength", "pattern", "format", X_PATTERNS, X_FORMATS,
 _ARRAY = ("items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains",
           "maxContains", "additionalItems", "unevaluatedItems")
 _OBJECT = ("properties", "required", "additionalProperties", "patternProperties", "propertyNames",
-           "minProperties", "maxProperties", "unevaluatedProperties")
+           "minProperties", "maxProperties", "unevaluatedProperties", X_SOME_MEMBERS)
 _BY_TYPE = {"number": _NUMERIC, "integer": _NUMERIC, "string": _STRING, "array": _ARRAY, "object": _OBJECT}
 _TYPE_OF_KEYWORD = {k: t for t, ks in (("number", _NUMERIC), ("string", _STRING), ("array", _ARRAY),
                                         ("object", _OBJECT)) for k in ks}
@@ -247,7 +250,7 @@ def merge(a: Any, b: Any, pointer: str = "") -> Any:
             if mine != value:
                 plural = X_PATTERNS if key == "pattern" else X_FORMATS
                 out[plural] = [*out.get(plural, []), value]
-        elif key in (X_PATTERNS, X_FORMATS, X_ANY_OF, X_ONE_OF, X_NOT_STRINGS, X_NOT, "allOf"):
+        elif key in (X_PATTERNS, X_FORMATS, X_ANY_OF, X_ONE_OF, X_NOT_STRINGS, X_NOT, X_SOME_MEMBERS, "allOf"):
             out[key] = [*mine, *value]
         elif key in ("anyOf", "oneOf"):
             plural = X_ANY_OF if key == "anyOf" else X_ONE_OF  # both must hold: two lists
@@ -371,7 +374,8 @@ def negate(schema: Any, pointer: str) -> Any:
     Exact for booleans, `type`, `const`/`enum` (of containers too, item by item), numeric
     bounds and `multipleOf`, string keywords (by complement of their automaton), `required`,
     `properties` whose negation is exact, `minItems`/`maxItems`, `items` or `prefixItems` (some
-    item fails), `contains` (no item satisfies), `minProperties`/`maxProperties`, and
+    item fails), `contains` (no item satisfies), `minProperties`/`maxProperties`,
+    `propertyNames`, `patternProperties` and `additionalProperties` (some member fails), and
     `anyOf`/`allOf`/`oneOf`/`not` of those; keywords unknown to JSON Schema constrain nothing.
     Anything else raises `UnsupportedSchema("not", ...)`.
     """
@@ -514,6 +518,16 @@ def _negate_keywords(t: str, rest: dict, pointer: str) -> list[dict]:
         elif key == "properties":
             for name, sub in value.items():
                 out.append({"required": [name], "properties": {name: {"not": sub}}})
+        elif key == "propertyNames":
+            out.append({X_SOME_MEMBERS: [({"not": value}, True)]})  # some key it refuses
+        elif key == "patternProperties":
+            out.extend({X_SOME_MEMBERS: [({"pattern": p}, {"not": sub})]} for p, sub in value.items())
+        elif key == "additionalProperties":  # some undescribed member whose value fails it
+            described = [{"pattern": p} for p in rest.get("patternProperties", {})]
+            if rest.get("properties"):
+                described.append({"enum": list(rest["properties"])})
+            out.append({X_SOME_MEMBERS: [({"not": {"anyOf": described}} if described else True, {"not": value})]})
         else:
-            raise UnsupportedSchema("not", f"not of {key!r}", pointer=pointer)
+            name = "the negation of an object keyword" if key == X_SOME_MEMBERS else repr(key)
+            raise UnsupportedSchema("not", f"not of {name}", pointer=pointer)
     return out
