@@ -78,6 +78,16 @@ def test_pattern_has_search_semantics_and_honours_anchors():
     check({"type": "string", "pattern": "^\\d{3}$", "x-unknown": 1}, ['"123"'], ['"12"'])
 
 
+@pytest.mark.parametrize("pattern", [r"^(?!ab)[a-c]*$", r"(?=.*c)a", r"^(?=a)", r"b(?!a)", r"^(?!.*bb).*$",
+                                     r"^(?=[ab]{2}$)", r"(?!a)|^a$", r"^a(?=b)|c(?!$)"])
+def test_pattern_lookaheads_see_the_rest_of_the_string_as_re_search_does(pattern):
+    g = tether.json_schema({"type": "string", "pattern": pattern})
+    for n in range(5):
+        for chars in itertools.product("abc", repeat=n):
+            text = "".join(chars)
+            assert g.matches(json.dumps(text)) == (re.search(pattern, text) is not None), (pattern, text)
+
+
 def test_a_pattern_tether_cannot_enforce_names_keyword_and_pointer():
     with pytest.raises(tether.UnsupportedSchema) as e:
         tether.json_schema({"properties": {"a": {"type": "string", "pattern": "(a)\\1"}}})

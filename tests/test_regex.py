@@ -154,8 +154,9 @@ def test_verbose_mode_and_comments():
     [
         (r"(a)\1", "backreference", 3),
         (r"(?P<x>a)(?P=x)", "named backreference", 8),
-        (r"a(?=b)", "lookahead", 1),
-        (r"a(?!b)b", "lookahead", 1),
+        (r"(?:(?!ab).)*", "lookahead", 3),  # inside a repetition: what follows it changes each round
+        (r"(?:a(?=b)|c)d", "lookahead", 4),
+        (r"a(?!^b)", "a start anchor inside a lookahead", 1),
         (r"(?<=ab)c", "lookbehind", 0),  # one character class only
         (r"x(?:(?<!a)b)", "lookbehind", 4),  # may look outside its group
         (r"a\bc", "word boundary", 1),
@@ -172,6 +173,19 @@ def test_non_regular_constructs_raise_typed_error(pattern, construct, position):
     assert construct.split()[0] in str(info.value) and repr(pattern) in str(info.value)
 
 
+@pytest.mark.parametrize("pattern", [r"(?!ab)[a-c]*", r"(?=a)[a-c]{2}", r"a(?!b)[a-c]*", r"(?:a(?=b))[a-c]*",
+                                     r"(?=.*c)(?!.*aa)[a-c]*", r"^(?!^a|b).*", r"(?=a$)[a-c]*", r"x(?=a\Z|b)[a-c]*",
+                                     r"(?=a)*b", r"(?=a)+a", r"(?!a){2}[ab]", r"a|(?!b)[bc]", r"(?=[ab]\n?$).+",
+                                     r"(?m)(?=a$|b)[a-c\n]*", r"(?=(?:ab)+$)(?!.*b.*b.*b)[ab]*", r"a(?=b)"])
+def test_lookaheads_in_the_top_level_sequence_agree_with_re(pattern):
+    """`A (?=X) B` under full match: B must start with X (and anything after it), so B ∩ X·.*."""
+    try:
+        r = tether.regex(pattern)
+    except tether.EmptyLanguage:
+        r = None
+    _assert_fullmatch_agrees(pattern, r, "abc\n")
+
+
 @pytest.mark.parametrize("pattern", [r'"(.*?(?<!\\)(\\\\)*?)"', r'".*?(?<!\\)(\\\\)*?"', r"(?<!a)b", r"(?<=a)b",
                                      r"x(?<![ab])y", r"[abc]*(?<=b)c", r"(a|bc)(?<!c)a*", r"a*(?<!a)b",
                                      r"(ab)*(?<=b)", r"(ab){0,2}(?<!b)x", r"(?:a|b(?<=b))c"])
@@ -184,11 +198,16 @@ def test_one_character_lookbehind_agrees_with_re(pattern):
     except UnsupportedPattern as e:
         assert "outside its group" in str(e), e  # only the context-dependent kind is refused
         return
+    _assert_fullmatch_agrees(pattern, r, 'abcxy"\\')
+
+
+def _assert_fullmatch_agrees(pattern: str, r, alphabet: str) -> None:
+    """`r` (None: the empty language) accepts exactly what `re.fullmatch` does, on every text of
+    up to five characters of `alphabet`."""
     for n in range(6):
-        for chars in itertools.product('abcxy"\\', repeat=n):
+        for chars in itertools.product(alphabet, repeat=n):
             text = "".join(chars)
-            expected = re.fullmatch(pattern, text) is not None
-            assert (r is not None and r.matches(text)) == expected, (pattern, text)
+            assert (r is not None and r.matches(text)) == (re.fullmatch(pattern, text) is not None), (pattern, text)
 
 
 @pytest.mark.parametrize("pattern", ["[a-", "a**", "(", ")", "a{2,1}", r"\q", "(?P<1>a)", "*a"])

@@ -167,7 +167,7 @@ def _terminal(t: TerminalDef, text: str, sites: "_Sites", imports: "_Imports") -
     # A literal is its text escaped, as PatternStr.to_regexp writes it; a regex is Python's, as is.
     value = re.escape(pattern.value) if isinstance(pattern, PatternStr) else pattern.value
     try:
-        tree = parse_regex(value, flags)
+        tree = parse_regex(value, flags, lookaheads="refuse")
     except (InvalidPattern, UnsupportedPattern) as e:
         raise GrammarError(f"terminal {str(t.name)!r} ({spelled}) cannot be compiled: {e.reason}",
                            source=text, location=where) from e

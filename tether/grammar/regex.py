@@ -46,7 +46,7 @@ from ..errors import ConstraintTooLarge, InvalidPattern, TetherError, Unsupporte
 from ..limits import DEFAULT_LIMITS, Deadline
 
 __all__ = ["Chars", "Concat", "Alternation", "Repeat", "Intersect", "Complement", "Assert", "RegexNode",
-           "parse_regex", "render", "MAX_CODEPOINT"]
+           "parse_regex", "resolve_lookaheads", "find_node", "render", "MAX_CODEPOINT"]
 
 MAX_CODEPOINT = 0x10FFFF
 Intervals = tuple[tuple[int, int], ...]  # sorted, disjoint, non-adjacent, inclusive (lo, hi)
@@ -348,13 +348,20 @@ _FLAG_LETTERS = {"a": _ASCII, "i": _IGNORECASE, "L": _LOCALE, "m": _MULTILINE, "
                  "x": _VERBOSE}
 
 
-def parse_regex(pattern: str, flags: int = 0, *, deadline: Deadline | None = None) -> RegexNode:
+def parse_regex(pattern: str, flags: int = 0, *, deadline: Deadline | None = None,
+                lookaheads: str = "resolve") -> RegexNode:
     """Parse a Python regex into a tree; full-match semantics are the caller's.
 
     Raises InvalidPattern for what `re` refuses, UnsupportedPattern for constructs
     that are not regular, and ConstraintTooLarge once `deadline` passes (by default
     `DEFAULT_LIMITS.compile_seconds`) or past the nesting depth `re` can compile.
+    `lookaheads`: "resolve" (the pattern is the whole text, so a lookahead in its top-level
+    sequence is an intersection with the rest of it), "keep" (left in the tree for a caller
+    that knows what follows the pattern, as a search does: `resolve_lookaheads`) or "refuse"
+    (UnsupportedPattern: what follows is not known, as after a grammar terminal).
     """
+    if lookaheads not in ("resolve", "keep", "refuse"):
+        raise ValueError(f"lookaheads must be 'resolve', 'keep' or 'refuse', got {lookaheads!r}")
     if not isinstance(pattern, str):
         raise TypeError(f"pattern must be str, got {type(pattern).__name__}")
     if deadline is None:
@@ -365,7 +372,7 @@ def parse_regex(pattern: str, flags: int = 0, *, deadline: Deadline | None = Non
         raise InvalidPattern(pattern, e.pos, e.msg) from None
     except (OverflowError, ValueError, RecursionError) as e:  # re says neither where nor, always, what
         raise _diagnose(pattern, flags, deadline, e) from None
-    return _Parser(pattern, compiled_flags, deadline).parse()
+    return _Parser(pattern, compiled_flags, deadline, lookaheads=lookaheads).parse()
 
 
 def _re_checks(pattern: str, flags: int) -> int:
@@ -416,13 +423,14 @@ def _re_nesting_reach() -> int:
 class _Frame:
     """An open group (or the whole pattern): its flags, its finished alternatives and the sequence being read."""
 
-    __slots__ = ("flags", "options", "items", "behind")
+    __slots__ = ("flags", "options", "items", "behind", "ahead")
 
-    def __init__(self, flags: int, behind: tuple[bool, int] | None = None):
+    def __init__(self, flags: int, behind: tuple[bool, int] | None = None, ahead: tuple[bool, int] | None = None):
         self.flags = flags
         self.options: list[RegexNode] = []
         self.items: list[RegexNode] = []
         self.behind = behind  # (negative, position) for a lookbehind group
+        self.ahead = ahead  # the same for a lookahead group
 
 
 @dataclass(frozen=True)
@@ -437,6 +445,17 @@ class _Behind:
     pos: int
 
 
+@dataclass(frozen=True, eq=False)
+class _Ahead:
+    """A lookahead, inside the parser (and `search_tree`) only: what follows must (not) start with `node`.
+
+    Where the rest of the text is known, `resolve_lookaheads` turns it into an intersection."""
+
+    negative: bool
+    node: RegexNode
+    pos: int
+
+
 class _Parser:
     """Reads a pattern left to right as `re._parser` does; a group is a frame on an explicit stack.
 
@@ -446,10 +465,13 @@ class _Parser:
     `_diagnose`): non-regular constructs are read through instead of raising.
     """
 
-    def __init__(self, pattern: str, flags: int, deadline: Deadline, strict: bool = True):
+    def __init__(self, pattern: str, flags: int, deadline: Deadline, strict: bool = True,
+                 lookaheads: str = "resolve"):
         self.p = pattern
         self.deadline = deadline
         self.strict = strict
+        self.lookahead_mode = lookaheads  # see parse_regex
+        self.lookaheads = False  # whether there is one to resolve
         self.frame = _Frame(flags)
         self.stack: list[_Frame] = []  # the frames enclosing self.frame
         self.max_depth = 0
@@ -500,6 +522,12 @@ class _Parser:
             items = self._resolve_lookbehinds(items, top)
         if top:
             items = _without_outer_anchors(items)
+            if self.lookaheads and self.lookahead_mode == "resolve":
+                try:
+                    items = [resolve_lookaheads(items, [], at_start=True, pattern=self.p)]
+                except UnsupportedPattern as e:
+                    self.unsupported(e.construct, e.position)
+                    items = [EMPTY]
         if len(items) == 1:
             return items[0]
         return Concat(tuple(items)) if items else EMPTY
@@ -523,16 +551,23 @@ class _Parser:
             out = [Chars(()) if narrowed is None else narrowed]
         return out
 
-    def open(self, flags: int, end: int, behind: tuple[bool, int] | None = None) -> int:
+    def open(self, flags: int, end: int, behind: tuple[bool, int] | None = None,
+             ahead: tuple[bool, int] | None = None) -> int:
         self.stack.append(self.frame)
-        self.frame = _Frame(flags, behind)
+        self.frame = _Frame(flags, behind, ahead)
         self.max_depth = max(self.max_depth, len(self.stack))
         return end
 
     def close(self, i: int) -> int:
         node = self.alternatives(self.frame, top=False)
-        behind = self.frame.behind
+        behind, ahead = self.frame.behind, self.frame.ahead
         self.frame = self.stack.pop()
+        if ahead is not None:
+            if self.lookahead_mode == "refuse":
+                self.unsupported("lookahead assertion (it reads text past the end of this pattern)", ahead[1])
+                return self.push(EMPTY, i + 1)
+            self.lookaheads = True
+            return self.push(_Ahead(ahead[0], node, ahead[1]), i + 1)
         if behind is not None:
             negative, pos = behind
             if not isinstance(node, Chars):
@@ -559,8 +594,7 @@ class _Parser:
             self.unsupported("named backreference (?P=...)", i)
             return self.push(EMPTY, p.index(")", i) + 1)
         if c in "=!":
-            self.unsupported("lookahead assertion", i)
-            return self.open(flags, i + 3)
+            return self.open(flags, i + 3, ahead=(c == "!", i))
         if c == "<":
             return self.open(flags, i + 4, behind=(p[i + 3] == "!", i))
         if c == "(":
@@ -604,7 +638,10 @@ class _Parser:
         if items and type(items[-1]) is _Behind:
             self.unsupported("repeated lookbehind assertion", items[-1].pos)
             items[-1] = EMPTY
-        if items:
+        if items and type(items[-1]) is _Ahead:  # zero-width: once if it must hold, else a no-op
+            if lo == 0:
+                items[-1] = EMPTY
+        elif items:
             items[-1] = Repeat(items[-1], lo, hi)
         after = self.p[end:end + 1]
         if after == "?":
@@ -842,6 +879,89 @@ def _intersect(a: Intervals, b: Intervals) -> Intervals:
         else:
             j += 1
     return tuple(out)
+
+
+def resolve_lookaheads(items: list, tail: list[RegexNode], *, at_start: bool, pattern: str = "") -> RegexNode:
+    """The sequence `items` then `tail`, where `tail` is what follows up to the end of the text,
+    with its lookaheads as intersections: `A (?=X) B` is A then the strings of B·tail that start
+    with X (`(?!X)`: that do not). Groups in the sequence are read through; a lookahead inside a
+    repetition or an alternative (whose rest is not one sequence) raises `UnsupportedPattern`.
+    `at_start`: the sequence starts the text (a `^` leading a lookahead's alternative holds)."""
+    flat: list = []
+    todo = list(reversed(items))
+    while todo:
+        item = todo.pop()
+        if isinstance(item, Concat):
+            todo.extend(reversed(item.parts))
+        else:
+            flat.append(item)
+    for item in flat:
+        inner = None if type(item) is _Ahead else find_node(item, _Ahead)
+        if inner is not None:
+            raise UnsupportedPattern(pattern, inner.pos, "lookahead assertion inside a repetition or an alternative")
+    result: RegexNode = Concat(tuple(tail))
+    run: list[RegexNode] = []  # plain items after the last lookahead seen, reversed
+    for i in range(len(flat) - 1, -1, -1):
+        item = flat[i]
+        if type(item) is not _Ahead:
+            run.append(item)
+            continue
+        rest = Concat((*reversed(run), result)) if run else result
+        starts = _lookahead_language(item, at_start and all(
+            type(x) is _Ahead or (isinstance(x, Assert) and x.kind in _START_KINDS) for x in flat[:i]), pattern)
+        result = Intersect((rest, Complement(starts) if item.negative else starts))
+        run = []
+    return Concat((*reversed(run), result)) if run else result
+
+
+def find_node(tree: RegexNode, kind: type | tuple[type, ...]) -> RegexNode | None:
+    """A node of `kind` in `tree` (not inside a lookahead), or None.
+
+        >>> find_node(parse_regex("a(?:b|$)"), Assert)
+        Assert(kind='end_or_final_newline')
+    """
+    todo = [tree]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, kind):
+            return n
+        if isinstance(n, (Concat, Intersect)):
+            todo.extend(n.parts)
+        elif isinstance(n, Alternation):
+            todo.extend(n.options)
+        elif isinstance(n, (Repeat, Complement)):
+            todo.append(n.node)
+    return None
+
+
+_ANYTHING = Repeat(Chars(((0, 0xD7FF), (0xE000, 0x10FFFF))), 0, None)  # (?s:.*)
+
+
+def _lookahead_language(ahead: _Ahead, at_start: bool, pattern: str) -> RegexNode:
+    """The texts a lookahead lets follow: its node, then anything. A `^` leading one of its
+    alternatives holds where the lookahead starts the text; a `$` (or `\\Z`) ending one ends
+    the text there. Other anchors, and lookaheads inside it, are unsupported."""
+    node = ahead.node
+    options = node.options if isinstance(node, Alternation) else (node,)
+    out = []
+    for option in options:
+        parts = list(option.parts) if isinstance(option, Concat) else [option]
+        while parts and isinstance(parts[0], Assert) and parts[0].kind in _START_KINDS:
+            if not at_start:
+                raise UnsupportedPattern(pattern, ahead.pos, "a start anchor inside a lookahead that may not "
+                                                             "start the text")
+            parts = parts[1:]
+        end = [_ANYTHING]
+        if parts and isinstance(parts[-1], Assert) and parts[-1].kind in _END_KINDS:
+            kind = parts.pop().kind
+            newline = Chars(((10, 10),))
+            end = {"end": [], "end_or_final_newline": [Repeat(newline, 0, 1)],
+                   "line_end": [Repeat(Concat((newline, _ANYTHING)), 0, 1)]}[kind]
+        body = Concat(tuple(parts))
+        if find_node(body, (_Ahead, Assert)) is not None:
+            raise UnsupportedPattern(pattern, ahead.pos, "an anchor or a lookahead inside a lookahead")
+        out.append(Concat((body, *end)))
+    return out[0] if len(out) == 1 else Alternation(tuple(out))
 
 
 def _without_outer_anchors(items: list[RegexNode]) -> list[RegexNode]:

@@ -33,7 +33,7 @@ from ...errors import (ConstraintTooLarge, InvalidPattern, InvalidSchema, Locati
 from ...limits import DEFAULT_LIMITS, Limits
 from ..ir import Choice, GrammarIR, Repetition, Rule, RuleRef, Sequence, Terminal, TerminalRef
 from ..regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, Repeat, RegexNode,
-                     parse_regex)
+                     find_node, parse_regex, resolve_lookaheads)
 from .formats import format_tree
 from .merge import (ANNOTATIONS, TYPES, X_ANY_OF, X_FORMATS, X_FRACTION, X_NOT, X_NOT_MULTIPLES, X_NOT_STRINGS,
                     X_NOT_VALUES, X_ONE_OF, X_PATTERNS, X_SOME_MEMBERS, formats_of, json_type, merge, negate,
@@ -1089,9 +1089,8 @@ class _Compiler:
         names_tree = None
         if names is not None and names is not True:
             names_flat = self.flatten(names, _sub(ctx, "/propertyNames"))
-            if names_flat is False:
-                names_tree = None
-                if required or witnesses:
+            if names_flat is False:  # no key at all: only {}
+                if required or witnesses or _count(s, "minProperties", ctx) > 0:
                     return None
                 return self.seq(self.lit("{"), self.w(), self.lit("}"))
             if isinstance(names_flat, _Opaque):
@@ -1337,9 +1336,11 @@ class _Compiler:
             return self.seq(item, Repeat(self.seq(comma, item), 0, None))
 
         need = max(lo, 1 if any(r for _, r in members) else 0)
-        count_hi = None if hi is None else hi - 1
+        if hi is not None and need > hi:  # more members needed than allowed: no object
+            return None
         if hi == 0:
-            return EPS if need == 0 else None
+            return EPS
+        count_hi = None if hi is None else hi - 1
         base = self.seq(x, self.rep(self.seq(comma, x), max(0, need - 1), count_hi))
         constraints = [base]
         for i, (m, required) in enumerate(members):
@@ -1452,9 +1453,10 @@ def search_tree(pattern: str, limits: Limits = DEFAULT_LIMITS) -> RegexNode:
         >>> search_tree("b$")       # .*b, and .*b followed by one final newline
 
     `^` / `\\A` leading, and `$` / `\\Z` trailing, a top-level alternative anchor it; an anchor
-    anywhere else raises `UnsupportedPattern`.
+    anywhere else raises `UnsupportedPattern`. Lookaheads in the sequence of a top-level
+    alternative see the rest of the text (`(?!x)` after a leading `^`: no string starting with x).
     """
-    tree = parse_regex(f"(?:{pattern})")
+    tree = parse_regex(f"(?:{pattern})", lookaheads="keep")
     options = tree.options if isinstance(tree, Alternation) else (tree,)
     anything = Repeat(ANY_CHAR, 0, None)
     out = []
@@ -1471,25 +1473,13 @@ def search_tree(pattern: str, limits: Limits = DEFAULT_LIMITS) -> RegexNode:
             tail = [Repeat(Chars(((10, 10),)), 0, 1)] if parts[-1].kind == "end_or_final_newline" else []
             parts = parts[:-1]
         core = Concat(tuple(parts))
-        if _has_assert(core):
+        if find_node(core, Assert) is not None:  # lookaheads' own anchors are resolve_lookaheads' to judge
             raise UnsupportedPattern(pattern, 0, "an anchor inside the pattern (only at its ends)")
-        out.append(Concat((*head, core, *tail)))
+        try:
+            out.append(Concat((*head, resolve_lookaheads(parts, tail, at_start=not head, pattern=pattern))))
+        except UnsupportedPattern as e:  # its position is in the text parsed, inside "(?:"
+            raise UnsupportedPattern(pattern, max(e.position - 3, 0), e.construct) from None
     return out[0] if len(out) == 1 else Alternation(tuple(out))
-
-
-def _has_assert(tree: RegexNode) -> bool:
-    todo = [tree]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, Assert):
-            return True
-        if isinstance(node, Concat):
-            todo.extend(node.parts)
-        elif isinstance(node, Alternation):
-            todo.extend(node.options)
-        elif isinstance(node, Repeat):
-            todo.append(node.node)
-    return False
 
 
 def _first_group(s: dict, key: Any) -> tuple[list, dict]:
