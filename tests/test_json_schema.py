@@ -12,6 +12,7 @@ import decimal
 import enum
 import itertools
 import json
+import random
 import re
 import typing
 import uuid
@@ -61,8 +62,22 @@ def test_multiple_of():
     check({"type": "number", "multipleOf": 0.01}, ["1.25", "3", "0.1"], ["1.255"])
     check({"type": "integer", "multipleOf": 7, "minimum": 0, "maximum": 30}, ["0", "7", "28"], ["14.0", "30", "3"])
     with pytest.raises(tether.UnsupportedSchema) as e:
-        tether.json_schema({"type": "integer", "multipleOf": 7})
+        tether.json_schema({"type": "number", "multipleOf": 0.3})
     assert e.value.keyword == "multipleOf"
+
+
+@pytest.mark.parametrize("m", [3, 7, 11, 12, 303, 1000, 2 ** 14, 9973])
+def test_multiple_of_any_integer_agrees_with_jsonschema(m):
+    """Divisibility by m is m automaton states (the remainder so far), whatever m's factors."""
+    rng = random.Random(m)
+    values = [*range(-150, 450), *(rng.randrange(-10 ** 15, 10 ** 15) for _ in range(60)),
+              *(m * rng.randrange(-10 ** 9, 10 ** 9) for _ in range(60))]
+    for schema in ({"type": "integer", "multipleOf": m}, {"type": "integer", "multipleOf": m, "minimum": 100},
+                   {"type": "integer", "not": {"multipleOf": m}}, {"multipleOf": m, "maximum": -5}):
+        g = tether.json_schema(schema)
+        validator = jsonschema.Draft202012Validator(schema)
+        for v in values:
+            assert g.matches(json.dumps(v)) == validator.is_valid(v), (schema, v)
 
 
 def test_string_lengths_count_code_points_and_escapes_decode():
@@ -305,6 +320,26 @@ def test_contains_with_min_contains():
     g = agree({"type": "array", "contains": {"type": "object"}, "minContains": 2, "maxItems": 3},
               ['[]', '[{}]', '[{},{}]', '[{},1,{}]', '[{},{},{},{}]', '[1,{},[{}]]', '[{},{},1]', '[[],{},{}]'])
     assert g.engine == "cfg"
+
+
+def _small_arrays(depth: int = 2):
+    """Every array of up to three items drawn from a few scalars and smaller such arrays."""
+    values: list = [1, 2, "a"]
+    for _ in range(depth):
+        values = [*values[:3], *([list(t) for n in range(4) for t in itertools.product(values[:5], repeat=n)])]
+    return [json.dumps(v, separators=(",", ":")) for v in values if isinstance(v, list)]
+
+
+@pytest.mark.parametrize("schema", [
+    {"allOf": [{"contains": {"const": 1}}, {"contains": {"const": 2}}]},  # items 1 and 2, not "an item both"
+    {"allOf": [{"contains": {"const": 1}, "minContains": 2}, {"contains": {"type": "string"}}], "maxItems": 3},
+    {"allOf": [{"contains": {"const": 1}}, {"contains": {"type": "array"}}, {"minContains": 3}]},  # ignored: no contains
+    {"allOf": [{"items": {"type": "integer"}, "contains": {"const": 1}}, {"contains": {"minimum": 2}}]},
+    {"anyOf": [{"not": {"contains": {"const": 1}}}, {"not": {"contains": {"const": 2}}}]},
+    {"not": {"allOf": [{"contains": {"const": 1}}, {"contains": {"const": 2}}]}},
+])
+def test_two_contains_count_their_matches_apart(schema):
+    agree({"type": "array", **schema}, _small_arrays())
 
 
 def test_unique_items_over_a_finite_domain():

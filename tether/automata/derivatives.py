@@ -43,14 +43,15 @@ import threading
 from bisect import bisect_right
 
 from ..errors import UnsupportedPattern
-from ..grammar.regex import Alternation, Assert, Chars, Complement, Concat, Intersect, Repeat, RegexNode, render
+from ..grammar.regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, Multiples, Repeat, RegexNode,
+                             render)
 from ..grammar.regex import complement as _invert  # of interval sets
 from ..limits import Deadline
 
 __all__ = ["Terms", "EMPTY", "EPS", "START", "NEWLINE", "OTHER", "NEEDS_SEARCH"]
 
 # Term kinds.
-K_EMPTY, K_EPS, K_CHARS, K_TAIL, K_CAT, K_ALT, K_REP, K_ASSERT, K_LIT, K_INTER, K_NOT = range(11)
+K_EMPTY, K_EPS, K_CHARS, K_TAIL, K_CAT, K_ALT, K_REP, K_ASSERT, K_LIT, K_INTER, K_NOT, K_MOD = range(12)
 EMPTY, EPS = 0, 1
 
 # What precedes a position (`prev`) and what follows it (`next`). A context is prev * 3 + next.
@@ -81,6 +82,8 @@ HAS_ASSERT, HAS_LOOKBEHIND, HAS_BOOL = 1, 2, 4  # HAS_BOOL: an intersection or a
 # and the structural shortcuts (`clamp`, `covers`) leave them alone.
 NEEDS_SEARCH = HAS_ASSERT | HAS_BOOL
 _ALL_BYTES = (1 << 256) - 1
+_DIGITS = ((1 << 0x3A) - 1) ^ ((1 << 0x30) - 1)
+_DIGIT_CUTS = _DIGITS | (1 << 0x3A)  # each digit a class of its own
 _NEWLINE_CUTS = (1 << 10) | (1 << 11)  # a newline is its own byte class where assertions look at it
 BASE_CUTS = 1 | (1 << 256)
 _WIDE = 1 << 30  # "longer than anything a token spells"
@@ -236,6 +239,20 @@ class Terms:
         if t is None:
             b = data[offset]
             t = self._new(key, 0, 0, 1 << b, (1 << b) | (1 << (b + 1)), 0, len(data) - offset)
+        return t
+
+    def multiples(self, modulus: int, remainder: int = 0) -> int:
+        """Digit strings w with (remainder·10^|w| + value(w)) divisible by modulus: the
+        derivative by a digit d is the same with remainder (10·remainder + d) % modulus."""
+        key = (K_MOD, modulus, remainder, None)
+        t = self._intern.get(key)
+        if t is None:
+            null = ALL_CONTEXTS if remainder == 0 else 0
+            # The fewest digits that close it, exactly: liveness searches follow them to the end.
+            shortest = 0
+            while (-remainder * 10 ** shortest) % modulus >= 10 ** shortest:
+                shortest += 1
+            t = self._new(key, null, null, _DIGITS, _DIGIT_CUTS, 0, shortest)
         return t
 
     def assertion(self, kind: str) -> int:
@@ -415,6 +432,9 @@ class Terms:
             if isinstance(node, Assert):
                 done[key] = self.assertion(node.kind)
                 continue
+            if isinstance(node, Multiples):
+                done[key] = self.multiples(node.modulus)
+                continue
             children = _children(node)
             if not ready:
                 stack.append((node, True))
@@ -586,6 +606,8 @@ class Terms:
             if n == 1:
                 return EPS if sub else EMPTY
             return self.tail(n - 1, sub)
+        if k == K_MOD:  # `first` let only digits through
+            return self.multiples(self.a[u], (10 * self.b[u] + byte - 0x30) % self.a[u])
         return EMPTY  # ∅, ε and assertions read nothing
 
     def clamp(self, t: int, depth: int) -> int:

@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 from ..errors import ConstraintTooLarge, InvalidPattern, TetherError, UnsupportedPattern
 from ..limits import DEFAULT_LIMITS, Deadline
 
-__all__ = ["Chars", "Concat", "Alternation", "Repeat", "Intersect", "Complement", "Assert", "RegexNode",
+__all__ = ["Chars", "Concat", "Alternation", "Repeat", "Intersect", "Complement", "Assert", "Multiples", "RegexNode",
            "parse_regex", "resolve_lookaheads", "find_node", "render", "MAX_CODEPOINT"]
 
 MAX_CODEPOINT = 0x10FFFF
@@ -123,12 +123,24 @@ class Assert:
     kind: str
 
 
+@dataclass(frozen=True)
+class Multiples:
+    """The strings of ASCII digits (the empty one too) whose decimal value is a multiple of
+    `modulus`: read left to right, the remainder so far is all an automaton keeps, so this
+    is `modulus` states where a regex spelling them would be exponential.
+
+        >>> Intersect((parse_regex("[1-9][0-9]*"), Multiples(11)))   # 11, 22, ..., 121, ...
+    """
+
+    modulus: int
+
+
 ASSERT_KINDS = ("start", "line_start", "end", "end_or_final_newline", "line_end")
 _START_KINDS = frozenset(("start", "line_start"))  # all hold at position 0
 _END_KINDS = frozenset(("end", "end_or_final_newline", "line_end"))  # all hold at the end of the text
 _ASSERTS = {kind: Assert(kind) for kind in ASSERT_KINDS}
 
-RegexNode = Union[Chars, Concat, Alternation, Repeat, Intersect, Complement, Assert]
+RegexNode = Union[Chars, Concat, Alternation, Repeat, Intersect, Complement, Assert, Multiples]
 EMPTY = Concat(())
 
 
@@ -811,8 +823,8 @@ def _nullable(node: RegexNode) -> bool:
     todo: list[tuple[RegexNode, bool]] = [(node, False)]
     while todo:
         n, ready = todo.pop()
-        if isinstance(n, (Chars, Assert)):
-            results[id(n)] = isinstance(n, Assert)
+        if isinstance(n, (Chars, Assert, Multiples)):
+            results[id(n)] = not isinstance(n, Chars)
         elif not ready:
             todo.append((n, True))
             todo.extend((k, False) for k in _listed_children(n))
@@ -846,7 +858,7 @@ def _ending_in(node: RegexNode, allowed: Intervals) -> RegexNode | None:
         return Chars(kept) if kept else None
     if isinstance(node, Assert):
         return None
-    if isinstance(node, (Intersect, Complement)):  # no structure to narrow: intersect with "ends in allowed"
+    if isinstance(node, (Intersect, Complement, Multiples)):  # no structure to narrow: intersect with "ends in allowed"
         return Intersect((node, Concat((Repeat(_ANY, 0, None), Chars(allowed)))))
     if isinstance(node, Alternation):
         options = [o for o in map(lambda x: _ending_in(x, allowed), node.options) if o is not None]

@@ -32,12 +32,12 @@ from ...errors import (ConstraintTooLarge, InvalidPattern, InvalidSchema, Locati
                        UnsupportedPattern, UnsupportedSchema)
 from ...limits import DEFAULT_LIMITS, Limits
 from ..ir import Choice, GrammarIR, Repetition, Rule, RuleRef, Sequence, Terminal, TerminalRef
-from ..regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, Repeat, RegexNode,
+from ..regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, Multiples, Repeat, RegexNode,
                      find_node, parse_regex, resolve_lookaheads)
 from .formats import format_tree
-from .merge import (ANNOTATIONS, TYPES, X_ANY_OF, X_FORMATS, X_FRACTION, X_NOT, X_NOT_MULTIPLES, X_NOT_STRINGS,
-                    X_NOT_VALUES, X_ONE_OF, X_PATTERNS, X_SOME_MEMBERS, formats_of, json_type, merge, negate,
-                    normalize, value_key)
+from .merge import (ANNOTATIONS, CONTAINS_KEYWORDS, TYPES, X_ANY_OF, X_CONTAINS, X_FORMATS, X_FRACTION, X_NOT,
+                    X_NOT_MULTIPLES, X_NOT_STRINGS, X_NOT_VALUES, X_ONE_OF, X_PATTERNS, X_SOME_MEMBERS, formats_of,
+                    json_type, merge, negate, normalize, value_key)
 from .numbers import integer_tree, number_tree
 from .resolve import Resolver, draft_of, subschemas
 from .strings import ANY_CHAR, canonical_string, json_string, literal_text
@@ -51,10 +51,11 @@ _MAX_ANY_ORDER_RECURSIVE = 8  # any-order properties with recursive values: 2^n 
 _RECURSION_LIMIT = 6000  # while compiling: about 1,000 levels of nested subschemas
 _MAX_ONE_OF_CASES = 256
 _MAX_COUNTED_STATES = 4_096  # rules counting contains matches over recursive items
+_MAX_CONTAINS_COUNTED = 4  # contains keywords counted together there (an item may match any set of them)
 _MAX_DISJOINT_CALLS = 5_000  # per oneOf: past it, branches count as overlapping (sound, maybe unsupported)
 # A $ref target merged into a branch this many times over, one inside the other, is recursion:
 # from then on it is a rule. (Siblings that name the same target are fine below this.)
-_MAX_INLINED = 3  # oneOf as "this branch and none of the others": cases per branch
+_MAX_INLINED = 4  # oneOf as "this branch and none of the others": cases per branch
 
 _IR = (RuleRef, TerminalRef, Sequence, Choice, Repetition)
 EPS = Concat(())
@@ -190,7 +191,9 @@ class _Compiler:
         self._inlined: collections.Counter = collections.Counter()
         self.unique_paths: set[tuple] = set()  # instance paths of arrays whose items must differ
         self._unique_within: dict[int, set[tuple]] = {}
-        self._keep: list[Any] = []  # synthetic schemas stay alive while their ids are memo keys
+        # What the caches know by id (schemas, trees), kept alive: the schemas negation and merging
+        # build are temporary, and a new one at a freed one's address would be taken for it.
+        self._keep: list[Any] = []
         self.dropped: list[str] = []
         self._any: RuleRef | None = None
         self._disjoint_calls = 0
@@ -320,6 +323,7 @@ class _Compiler:
             self.rules[name] = Rule(name, self.expr(part), where=Location(pointer=ctx.pointer))
             part = RuleRef(name)
         self._memo[key] = part
+        self._keep.append(schema)
         return part
 
     def _reuse_unique(self, key: int, ctx: _Ctx) -> None:
@@ -816,12 +820,7 @@ class _Compiler:
         if ilo is not None and ihi is not None and (ihi - ilo) // m < 256:
             first = -(-ilo // m) * m
             return self.alt([_chars(str(v)) for v in range(first, ihi + 1, m)])
-        multiples = _multiples(m)
-        if multiples is None:
-            self.unsupported("multipleOf", f"multipleOf {m} (only products of powers of 2 and 5, or a "
-                             "range with few multiples)", ctx)
-            return integer_tree(ilo, ihi)
-        return Intersect((integer_tree(ilo, ihi), multiples))
+        return Intersect((integer_tree(ilo, ihi), _multiples(m)))
 
     def t_string(self, s: dict, ctx: _Ctx) -> Any:
         content = self.string_content(s, ctx)
@@ -891,7 +890,7 @@ class _Compiler:
 
     def t_array(self, s: dict, ctx: _Ctx) -> Any:
         lo, hi = _count(s, "minItems", ctx), _count(s, "maxItems", ctx, None)
-        if "contains" in s:
+        if "contains" in s or X_CONTAINS in s:
             contains = self.contains(s, lo, hi, ctx)
             if contains is not _NOT_HANDLED:
                 return contains
@@ -942,23 +941,27 @@ class _Compiler:
         return first if lo > 0 else self.alt([first, EPS]) if first is not None else EPS
 
     def contains(self, s: dict, lo: int, hi: int | None, ctx: _Ctx) -> Any:
-        """Arrays with at least `minContains` elements matching `contains`: the element lists,
-        intersected with "m matching elements somewhere in the list" (exact: a list splits into
-        elements in one way only). `maxContains` would need a complement of texts: unsupported."""
-        wanted = self.flatten(s["contains"], _sub(ctx, "/contains"))
-        if isinstance(wanted, dict) and not any(k not in ANNOTATIONS for k in wanted):
-            wanted = True  # {}: any item
-        if wanted is True and s.get("maxContains") is None:
-            need = _count(s, "minContains", ctx, 1)
-            s = {k: v for k, v in s.items() if k not in ("contains", "minContains")}
-            s["minItems"] = max(lo, need)  # any `need` items contain what contains asks
+        """Arrays with, for `contains` and each of `X_CONTAINS`, at least its `minContains`
+        elements matching it: the element lists, intersected with "m matching elements
+        somewhere in the list" for each (exact: a list splits into elements in one way only).
+        `maxContains` would need a complement of texts: unsupported."""
+        wants = []  # (contains schema, minContains) still to count
+        for entry in [{k: s[k] for k in CONTAINS_KEYWORDS if k in s}, *s.get(X_CONTAINS, [])]:
+            if entry.get("maxContains") is not None:
+                self.unsupported("maxContains", "maxContains is not supported", ctx)
+                return _NOT_HANDLED
+            need = _count(entry, "minContains", ctx, 1)
+            wanted = self.flatten(entry["contains"], _sub(ctx, "/contains"))
+            if isinstance(wanted, dict) and not any(k not in ANNOTATIONS for k in wanted):
+                wanted = True  # {}: any item
+            if wanted is True:
+                lo = max(lo, need)  # any `need` items contain what contains asks
+            elif need > 0:
+                wants.append((entry["contains"], need))
+        s = {k: v for k, v in s.items() if k not in (*CONTAINS_KEYWORDS, X_CONTAINS)}
+        s["minItems"] = lo
+        if not wants:
             return self.t_array(s, ctx)
-        if s.get("maxContains") is not None:
-            self.unsupported("maxContains", "maxContains is not supported", ctx)
-            return _NOT_HANDLED
-        need = _count(s, "minContains", ctx, 1)
-        if need == 0:
-            return self.t_array({k: v for k, v in s.items() if k not in ("contains", "minContains")}, ctx)
         if s.get("prefixItems"):
             self.unsupported("contains", "contains together with prefixItems", ctx)
             return _NOT_HANDLED
@@ -967,48 +970,72 @@ class _Compiler:
             return _NOT_HANDLED
         items = s.get("items", True)
         element = self.node(items, _sub(ctx, "/items", None)) if items is not True else self.any_value()
-        # A matching element is an item too: one schema for both, merged.
-        both = self.flatten({"allOf": [_Located(items, _sub(ctx, "/items", None)),
-                                       _Located(s["contains"], _sub(ctx, "/contains", None))]}, ctx)
-        match = self.flat_or_bool(both, _sub(ctx, "/contains", None))
-        if match is None or element is None:
+        if element is None:
             return None
-        if not (_is_tree(element) and _is_tree(match)):
-            body = self.counted_items(element, match, need, lo, hi, ctx)
-            return self.seq(self.lit("["), self.w(), body, self.w(), self.lit("]"))
+        # A matching element is an item too: one schema for both, merged.
+        located_items = _Located(items, _sub(ctx, "/items", None))
+        matches = []
+        for wanted, need in wants:
+            both = self.flatten({"allOf": [located_items, _Located(wanted, _sub(ctx, "/contains", None))]}, ctx)
+            match = self.flat_or_bool(both, _sub(ctx, "/contains", None))
+            if match is None:
+                return None
+            matches.append((match, need))
+        if not (_is_tree(element) and all(_is_tree(m) for m, _ in matches)):
+            body = self.counted_items(element, located_items, wants, matches, lo, hi, ctx)
+            return None if body is None else self.seq(self.lit("["), self.w(), body, self.w(), self.lit("]"))
         comma = self.punct(",")
         any_items = Repeat(self.seq(comma, element), 0, None)
-        # [E ,]* M ( (, E)* , M ){need-1} (, E)*
         lead = Repeat(self.seq(element, comma), 0, None)
-        again = Concat((any_items, comma, match))
-        counted = Concat((lead, match, Repeat(again, need - 1, need - 1), any_items))
-        base = self.array_body([], element, max(lo, need), hi)
+        base = self.array_body([], element, max(lo, *(need for _, need in matches)), hi)
         if base is None:
             return None
-        body = self.live(Intersect((base, counted)))
+        counted = []
+        for match, need in matches:  # [E ,]* M ( (, E)* , M ){need-1} (, E)*
+            again = Concat((any_items, comma, match))
+            counted.append(Concat((lead, match, Repeat(again, need - 1, need - 1), any_items)))
+        body = self.live(Intersect((base, *counted)))
         return self.seq(self.lit("["), self.w(), body, self.w(), self.lit("]"))
 
-    def counted_items(self, element: Any, match: Any, need: int, lo: int, hi: int | None, ctx: _Ctx) -> Any:
-        """Item lists with at least `need` matches and lo..hi items, as rules over (matches so
-        far, items so far), each capped where the bounds stop telling counts apart: for items
-        that are not regular (recursive), where intersecting two automata is not available."""
+    def counted_items(self, element: Any, items: "_Located", wants: list, matches: list, lo: int,
+                      hi: int | None, ctx: _Ctx) -> Any:
+        """Item lists with at least `need` matches of each contains and lo..hi items, as rules
+        over (matches so far of each, items so far), each capped where the bounds stop telling
+        counts apart: for items that are not regular (recursive), where intersecting two
+        automata is not available. An item may count for any set of the contains it matches."""
         cap = max(lo, hi + 1 if hi is not None else 0, 1)  # at least "none yet" vs "some" (the comma)
-        if (need + 1) * (cap + 1) > _MAX_COUNTED_STATES:
-            self.unsupported("contains", f"contains with minContains {need} over recursive items, "
-                             f"{lo}..{hi} of them: {(need + 1) * (cap + 1):,} counting states", ctx)
+        states = cap + 1
+        for _, need in matches:
+            states *= need + 1
+        if states > _MAX_COUNTED_STATES or len(matches) > _MAX_CONTAINS_COUNTED:
+            needs = ", ".join(str(need) for _, need in matches)
+            self.unsupported("contains", f"{len(matches)} contains (minContains {needs}) over recursive items, "
+                             f"{lo}..{hi} of them: {states:,} counting states", ctx)
             return None
+        joined: dict[int, Any] = {1 << i: m for i, (m, _) in enumerate(matches)}  # by set of contains
+        for subset in range(1, 1 << len(matches)):
+            if subset not in joined:
+                branches = [_Located(wants[i][0], _sub(ctx, "/contains", None)) for i in range(len(wants))
+                            if subset >> i & 1]
+                both = self.flatten({"allOf": [items, *branches]}, ctx)
+                joined[subset] = self.flat_or_bool(both, _sub(ctx, "/contains", None))
         comma = self.punct(",")
+        needs = [need for _, need in matches]
 
-        def options(key: tuple[int, int], state) -> list[Any]:
-            matches, count = key
+        def options(key: tuple, state) -> list[Any]:
+            *got, count = key
             if hi is not None and count > hi:
                 return []
             sep = EPS if count == 0 else comma
-            return [*([EPS] if matches == need and count >= lo else []),
-                    self.seq(sep, match, state((min(matches + 1, need), min(count + 1, cap)))),
-                    self.seq(sep, element, state((matches, min(count + 1, cap))))]
+            out = [EPS] if count >= lo and all(g == n for g, n in zip(got, needs)) else []
+            for subset, match in joined.items():
+                if match is not None:
+                    after = tuple(min(g + (subset >> i & 1), needs[i]) for i, g in enumerate(got))
+                    out.append(self.seq(sep, match, state((*after, min(count + 1, cap)))))
+            out.append(self.seq(sep, element, state((*got, min(count + 1, cap)))))
+            return out
 
-        return self.state_rules((0, 0), options)
+        return self.state_rules((*(0 for _ in matches), 0), options)
 
     def state_rules(self, start: Any, options: Any) -> Any:
         """One rule per state reachable from `start`: `options(state, go)` lists the state's
@@ -1425,9 +1452,10 @@ _STRING_KEYWORDS = frozenset(("type", "enum", "const", "minLength", "maxLength",
                               X_PATTERNS, X_FORMATS, X_NOT_STRINGS, X_NOT_VALUES))
 
 
-def _multiples(m: int) -> RegexNode | None:
-    """Canonical integers divisible by m = 2^a 5^b: their last k = max(a, b) digits decide, so
-    the tree is "any digits, then one of the 10^k / m suffixes". Other m have no small tree."""
+def _multiples(m: int) -> RegexNode:
+    """Canonical integers divisible by m. For m = 2^a 5^b their last k = max(a, b) digits
+    decide, so the tree is "any digits, then one of the 10^k / m suffixes" (few automaton
+    states); any other m keeps the remainder so far (`Multiples`, m states)."""
     k, rest = 0, m
     for p in (2, 5):
         e = 0
@@ -1436,14 +1464,17 @@ def _multiples(m: int) -> RegexNode | None:
             e += 1
         k = max(k, e)
     if rest != 1 or 10 ** k // m > 1000:
-        return None
-    suffixes = [f"{v:0{k}d}" for v in range(0, 10 ** k, m)]
-    digits = Chars(((0x30, 0x39),))
-    long = Concat((Chars(((0x31, 0x39),)), Repeat(digits, 0, None),
-                   Alternation(tuple(_chars(x) for x in suffixes))))
-    short = [_chars(str(v)) for v in range(m, 10 ** k, m)]
-    unsigned = Alternation((long, *short))
+        unsigned: RegexNode = Intersect((_NATURAL, Multiples(m)))
+    else:
+        suffixes = [f"{v:0{k}d}" for v in range(0, 10 ** k, m)]
+        long = Concat((Chars(((0x31, 0x39),)), Repeat(_DIGIT, 0, None),
+                       Alternation(tuple(_chars(x) for x in suffixes))))
+        unsigned = Alternation((long, *[_chars(str(v)) for v in range(m, 10 ** k, m)]))
     return Alternation((_chars("0"), unsigned, Concat((_chars("-"), unsigned))))
+
+
+_DIGIT = Chars(((0x30, 0x39),))
+_NATURAL = Concat((Chars(((0x31, 0x39),)), Repeat(_DIGIT, 0, None)))  # canonical, positive
 
 
 def search_tree(pattern: str, limits: Limits = DEFAULT_LIMITS) -> RegexNode:

@@ -16,7 +16,8 @@ Internal keywords are tuples, which no schema read from JSON can have as a key, 
 `X_NOT_MULTIPLES` (numbers a multiple of none of these), `X_FRACTION` (a number that is not an
 integer), `X_SOME_MEMBERS` ((key schema, value schema) pairs: for each, some member whose key and
 value they accept; the negation of `propertyNames`, `patternProperties` and `additionalProperties`),
-`NORMALIZED` (draft rules applied).
+`X_CONTAINS` (more `contains` keywords, each a dict with its own `minContains`/`maxContains`:
+two of them count items apart, so they never merge into one), `NORMALIZED` (draft rules applied).
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from ...errors import InvalidSchema, UnsupportedSchema, Location
 
 __all__ = ["normalize", "merge", "negate", "value_key", "json_type", "ANNOTATIONS", "TYPES", "X_PATTERNS",
            "X_FORMATS", "X_ANY_OF", "X_ONE_OF", "X_NOT", "X_NOT_STRINGS", "X_NOT_VALUES", "X_NOT_MULTIPLES",
-           "X_FRACTION", "X_SOME_MEMBERS"]
+           "X_FRACTION", "X_SOME_MEMBERS", "X_CONTAINS", "CONTAINS_KEYWORDS"]
 
 X_PATTERNS, X_FORMATS, X_ANY_OF, X_ONE_OF, X_NOT, X_NOT_STRINGS, X_NOT_VALUES, X_NOT_MULTIPLES, X_FRACTION, \
-    X_SOME_MEMBERS, NORMALIZED = (("tether", name) for name in (
+    X_SOME_MEMBERS, X_CONTAINS, NORMALIZED = (("tether", name) for name in (
         "patterns", "formats", "anyOf", "oneOf", "not", "not-strings", "not-values", "not-multiples", "fraction",
-        "some-members", "normalized"))
+        "some-members", "contains", "normalized"))
+CONTAINS_KEYWORDS = ("contains", "minContains", "maxContains")
 
 TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
 
@@ -51,7 +53,7 @@ ANNOTATIONS = frozenset((
 _NUMERIC = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", X_NOT_MULTIPLES)
 _STRING = ("minLength", "maxLength", "pattern", "format", X_PATTERNS, X_FORMATS, X_NOT_STRINGS)
 _ARRAY = ("items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains",
-          "maxContains", "additionalItems", "unevaluatedItems")
+          "maxContains", "additionalItems", "unevaluatedItems", X_CONTAINS)
 _OBJECT = ("properties", "required", "additionalProperties", "patternProperties", "propertyNames",
            "minProperties", "maxProperties", "unevaluatedProperties", X_SOME_MEMBERS)
 _BY_TYPE = {"number": _NUMERIC, "integer": _NUMERIC, "string": _STRING, "array": _ARRAY, "object": _OBJECT}
@@ -223,6 +225,12 @@ def merge(a: Any, b: Any, pointer: str = "") -> Any:
         return False
     if a == b:
         return dict(a)  # the same schema twice (one $ref from both branches): nothing to join
+    a, b = _own_contains(a), _own_contains(b)
+    if "contains" in a and "contains" in b and _contains_of(a) != _contains_of(b):
+        # Each counts the items it matches, within its own bounds: never one contains of both.
+        apart = _contains_of(b)
+        b = {k: v for k, v in b.items() if k not in CONTAINS_KEYWORDS}
+        b[X_CONTAINS] = [apart, *b.get(X_CONTAINS, [])]
     out = dict(a)
     for key, value in b.items():
         if key not in out:
@@ -250,7 +258,8 @@ def merge(a: Any, b: Any, pointer: str = "") -> Any:
             if mine != value:
                 plural = X_PATTERNS if key == "pattern" else X_FORMATS
                 out[plural] = [*out.get(plural, []), value]
-        elif key in (X_PATTERNS, X_FORMATS, X_ANY_OF, X_ONE_OF, X_NOT_STRINGS, X_NOT, X_SOME_MEMBERS, "allOf"):
+        elif key in (X_PATTERNS, X_FORMATS, X_ANY_OF, X_ONE_OF, X_NOT_STRINGS, X_NOT, X_SOME_MEMBERS, X_CONTAINS,
+                     "allOf"):
             out[key] = [*mine, *value]
         elif key in ("anyOf", "oneOf"):
             plural = X_ANY_OF if key == "anyOf" else X_ONE_OF  # both must hold: two lists
@@ -258,8 +267,10 @@ def merge(a: Any, b: Any, pointer: str = "") -> Any:
             out[plural] = [*out.get(plural, []), mine, value]
         elif key == "uniqueItems":
             out[key] = bool(mine) or bool(value)
-        elif key in ("propertyNames", "contains", "items"):
+        elif key in ("propertyNames", "items"):
             out[key] = {"allOf": [mine, value]}
+        elif key == "contains":
+            pass  # the same one (told apart above): its counts merge as bounds do
         elif key == "not":  # two negations, both hold: a list, never nested again
             out.pop("not")
             out[X_NOT] = [*out.get(X_NOT, []), mine, value]
@@ -280,6 +291,18 @@ def merge(a: Any, b: Any, pointer: str = "") -> Any:
     _merge_objects(out, a, b, pointer)
     _merge_prefix(out, a, b)
     return out
+
+
+def _own_contains(s: dict) -> dict:
+    """`s` without `minContains`/`maxContains` where no `contains` stands beside them (they then
+    assert nothing)."""
+    if "contains" in s or not s.keys() & {"minContains", "maxContains"}:
+        return s
+    return {k: v for k, v in s.items() if k not in ("minContains", "maxContains")}
+
+
+def _contains_of(s: dict) -> dict:
+    return {k: s[k] for k in CONTAINS_KEYWORDS if k in s}
 
 
 def _merge_values(out: dict, a: dict, b: dict) -> None:
@@ -503,6 +526,8 @@ def _negate_keywords(t: str, rest: dict, pointer: str) -> list[dict]:
                            for i, sub in enumerate(value))  # the item at some position i fails its schema
             elif key == "contains" and not rest.keys() & {"minContains", "maxContains"}:
                 out.append({"items": {"not": value}})  # no item satisfies it
+            elif key == X_CONTAINS and all(entry.keys() == {"contains"} for entry in value):
+                out.extend({"items": {"not": entry["contains"]}} for entry in value)
             else:
                 raise UnsupportedSchema("not", f"not of {key!r}", pointer=pointer)
         return out

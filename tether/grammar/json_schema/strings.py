@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 
-from ..regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, Repeat, RegexNode,
+from ..regex import (Alternation, Assert, Chars, Complement, Concat, Intersect, Multiples, Repeat, RegexNode,
                      normalize)
 from ..regex import _intersect  # interval sets
 from .numbers import hex4_tree
@@ -122,6 +122,8 @@ def _encode(tree: RegexNode, canonical: bool) -> RegexNode:
             continue
         if isinstance(node, Chars):
             done[id(node)] = encode_chars(node.intervals, canonical)
+        elif isinstance(node, Multiples):  # ASCII digits are their own JSON text
+            done[id(node)] = node
         elif isinstance(node, Assert):
             raise ValueError("an anchor inside a string value")  # callers remove anchors first
         elif not ready:
